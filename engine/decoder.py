@@ -1,0 +1,351 @@
+"""Answer-span decoding for a whole batch of windows in one compiled pass.
+
+A window's candidates are the pairs (start, end) drawn from its top-``n_best``
+start positions and top-``n_best`` end positions. A pair is valid when both
+tokens lie in the context (offset start >= 0; the features mark other tokens
+with -1), ``start <= end``, ``end - start + 1 <= max_answer_length`` and the
+character span ``offsets[end][1] - offsets[start][0]`` is positive. Its score
+is ``start_logit + end_logit`` computed in the logits' own dtype, so float32
+logits give float32 sums. An example's answer is its best valid pair over all
+its windows; its null score is the smallest ``start_logit[cls] + end_logit[cls]``
+over its windows (SQuAD v2). Positions at or beyond a window's length are
+ignored everywhere, top-k included.
+
+Tie rule (``benchmarks/notebook_postprocess.py`` follows it identically):
+
+* top-k ranks positions by logit, highest first; equal logits rank the lower
+  token index first;
+* candidate pairs are visited window by window (ascending position in the
+  batch), then by start rank, then by end rank;
+* among equal scores the first visited pair wins, and the n-best list is the
+  visit order stably sorted by descending score.
+
+Logits must be float32 or float64 (both arrays alike); non-finite logits inside
+a window's length raise ``ValueError``. The result objects are plain (not
+frozen) slotted dataclasses: one is built per example on the hot path, and
+frozen ones cost several times more to construct.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "DecodeOptions",
+    "NBestSpan",
+    "SpanArrays",
+    "SpanPrediction",
+    "decode_predictions",
+    "decode_spans",
+]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    n_best: int = 20
+    max_answer_length: int = 30
+    return_n_best: bool = False
+    # Predict "no answer" when null_score - best_span_score > null_threshold;
+    # None never predicts it (SQuAD v1 behaviour).
+    null_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_best < 1:
+            raise ValueError(f"n_best must be >= 1, got {self.n_best}")
+        if self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
+        if self.null_threshold is not None and not math.isfinite(self.null_threshold):
+            raise ValueError(f"null_threshold must be finite or None, got {self.null_threshold}")
+
+
+@dataclass(slots=True)
+class NBestSpan:
+    answer: str
+    score: float
+    probability: float  # softmax over the example's n-best scores
+    start: int  # character offsets into the context, end exclusive
+    end: int
+
+
+@dataclass(slots=True)
+class SpanPrediction:
+    answer: str
+    score: float  # score of the returned answer: the span's, or the null score when is_impossible
+    start: int  # character offsets into the context (end exclusive); 0, 0 for no answer
+    end: int
+    span_score: float | None  # best valid span's score, None when the example has no valid pair
+    null_score: float  # +inf when the example has no non-empty window
+    is_impossible: bool  # True when the returned answer is the empty no-answer
+    n_best: tuple[NBestSpan, ...] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SpanArrays:
+    """Per example, the best ``keep`` candidates, best first (rows past ``counts`` are unused)."""
+
+    scores: np.ndarray  # logits dtype [num_examples, keep]
+    starts: np.ndarray  # int64 [num_examples, keep], character offsets
+    ends: np.ndarray  # int64 [num_examples, keep], exclusive
+    counts: np.ndarray  # int64 [num_examples]
+    null_scores: np.ndarray  # logits dtype [num_examples]
+
+
+@njit(cache=True, nogil=True)
+def _rank_top_k(logits, length, k, ranked):
+    """Fill ranked[:count] with the top-k positions of logits[:length]; -1 on a non-finite logit."""
+    count = 0
+    for position in range(length):
+        value = logits[position]
+        if not math.isfinite(value):
+            return -1
+        if count == k:
+            # Positions arrive in ascending order, so an equal logit ranks behind what is kept.
+            if value <= logits[ranked[k - 1]]:
+                continue
+            slot = k - 1
+        else:
+            slot = count
+            count += 1
+        while slot > 0 and logits[ranked[slot - 1]] < value:
+            ranked[slot] = ranked[slot - 1]
+            slot -= 1
+        ranked[slot] = position
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _offer(scores, starts, ends, counts, example, score, start_char, end_char):
+    """Insert a candidate behind every kept candidate with a score >= its own (stable order)."""
+    keep = scores.shape[1]
+    slot = counts[example]
+    if slot == keep:
+        slot = keep - 1  # the caller checked that it beats the current worst
+    else:
+        counts[example] = slot + 1
+    while slot > 0 and scores[example, slot - 1] < score:
+        scores[example, slot] = scores[example, slot - 1]
+        starts[example, slot] = starts[example, slot - 1]
+        ends[example, slot] = ends[example, slot - 1]
+        slot -= 1
+    scores[example, slot] = score
+    starts[example, slot] = start_char
+    ends[example, slot] = end_char
+
+
+@njit(cache=True, nogil=True)
+def _decode_kernel(
+    start_logits,
+    end_logits,
+    offsets,
+    lengths,
+    cls_index,
+    example_index,
+    n_best,
+    max_answer_length,
+    scores,
+    starts,
+    ends,
+    counts,
+    null_scores,
+):
+    """Fill the output arrays in place; return the first window with a non-finite logit, or -1."""
+    keep = scores.shape[1]
+    start_ranked = np.empty(n_best, np.int64)
+    end_ranked = np.empty(n_best, np.int64)
+    for window in range(start_logits.shape[0]):
+        length = lengths[window]
+        if length == 0:
+            continue
+        start_logit_row = start_logits[window]
+        end_logit_row = end_logits[window]
+        start_count = _rank_top_k(start_logit_row, length, n_best, start_ranked)
+        end_count = _rank_top_k(end_logit_row, length, n_best, end_ranked)
+        if start_count < 0 or end_count < 0:
+            return window
+        example = example_index[window]
+        cls = cls_index[window]
+        null_score = start_logit_row[cls] + end_logit_row[cls]
+        if null_score < null_scores[example]:
+            null_scores[example] = null_score
+        top_end_logit = end_logit_row[end_ranked[0]]
+        for start_rank in range(start_count):
+            start = start_ranked[start_rank]
+            start_logit = start_logit_row[start]
+            # Rounding is monotonic, so once a full list's worst beats this bound it beats every
+            # later pair of this window: later starts and ends have logits no higher.
+            if counts[example] == keep and start_logit + top_end_logit <= scores[example, keep - 1]:
+                break
+            start_char = offsets[window, start, 0]
+            if start_char < 0:
+                continue
+            for end_rank in range(end_count):
+                end = end_ranked[end_rank]
+                score = start_logit + end_logit_row[end]
+                if counts[example] == keep and score <= scores[example, keep - 1]:
+                    break
+                if end < start or end - start >= max_answer_length:
+                    continue
+                if offsets[window, end, 0] < 0:
+                    continue
+                end_char = offsets[window, end, 1]
+                if end_char - start_char <= 0:
+                    continue
+                _offer(scores, starts, ends, counts, example, score, start_char, end_char)
+    return -1
+
+
+def _as_logits(name: str, logits: np.ndarray) -> np.ndarray:
+    array = np.asarray(logits)
+    if array.dtype not in (np.float32, np.float64):
+        # Scores keep the logits' dtype; the kernel has no float16 arithmetic, so say so instead of guessing.
+        raise TypeError(f"{name} must be float32 or float64 (convert with .astype(np.float32)), got {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [windows, length], got shape {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _as_index(name: str, values: np.ndarray, num_windows: int) -> np.ndarray:
+    array = np.asarray(values)
+    if array.shape != (num_windows,):
+        raise ValueError(f"{name} must have shape ({num_windows},), got {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integers, got dtype {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
+def _first_outside(name: str, values: np.ndarray, low: np.ndarray | int, high: np.ndarray | int) -> None:
+    bad = np.flatnonzero((values < low) | (values >= high))
+    if bad.size:
+        window = int(bad[0])
+        bound_low = low if np.isscalar(low) else low[window]
+        bound_high = high if np.isscalar(high) else high[window]
+        raise ValueError(
+            f"{name}[{window}] = {values[window]} is outside [{bound_low}, {bound_high})"
+            f" ({bad.size} window(s) affected)"
+        )
+
+
+def decode_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    cls_index: np.ndarray,
+    example_index: np.ndarray,
+    num_examples: int,
+    *,
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    keep: int = 1,
+) -> SpanArrays:
+    """Score every window of the batch and keep each example's best ``keep`` spans.
+
+    ``start_logits``/``end_logits`` are [windows, length] (padded); ``offsets`` is
+    [windows, length, 2] signed ints; ``lengths``, ``cls_index`` and ``example_index``
+    are [windows]. An example's windows need not be adjacent: visit order is batch order.
+    """
+    start_logits = _as_logits("start_logits", start_logits)
+    end_logits = _as_logits("end_logits", end_logits)
+    if start_logits.shape != end_logits.shape:
+        raise ValueError(f"start_logits {start_logits.shape} and end_logits {end_logits.shape} differ in shape")
+    if start_logits.dtype != end_logits.dtype:
+        raise TypeError(f"start_logits ({start_logits.dtype}) and end_logits ({end_logits.dtype}) differ in dtype")
+    num_windows, width = start_logits.shape
+    offsets = np.asarray(offsets)
+    if offsets.shape != (num_windows, width, 2):
+        raise ValueError(f"offsets must have shape {(num_windows, width, 2)}, got {offsets.shape}")
+    if offsets.dtype.kind != "i":
+        raise TypeError(f"offsets must hold signed integers (-1 outside the context), got dtype {offsets.dtype}")
+    offsets = np.ascontiguousarray(offsets)
+    lengths = _as_index("lengths", lengths, num_windows)
+    cls_index = _as_index("cls_index", cls_index, num_windows)
+    example_index = _as_index("example_index", example_index, num_windows)
+    if min(n_best, max_answer_length, keep) < 1:
+        raise ValueError(f"n_best, max_answer_length and keep must be >= 1, got {n_best}, {max_answer_length}, {keep}")
+    _first_outside("lengths", lengths, 0, width + 1)
+    _first_outside("example_index", example_index, 0, num_examples)
+    non_empty = lengths > 0
+    _first_outside("cls_index", np.where(non_empty, cls_index, 0), 0, np.where(non_empty, lengths, 1))
+
+    scores = np.zeros((num_examples, keep), dtype=start_logits.dtype)
+    starts = np.zeros((num_examples, keep), dtype=np.int64)
+    ends = np.zeros((num_examples, keep), dtype=np.int64)
+    counts = np.zeros(num_examples, dtype=np.int64)
+    null_scores = np.full(num_examples, np.inf, dtype=start_logits.dtype)
+    bad_window = _decode_kernel(
+        start_logits, end_logits, offsets, lengths, cls_index, example_index,
+        n_best, max_answer_length, scores, starts, ends, counts, null_scores,
+    )  # fmt: skip
+    if bad_window >= 0:
+        length = lengths[bad_window]
+        for name, logits in (("start_logits", start_logits), ("end_logits", end_logits)):
+            bad = np.flatnonzero(~np.isfinite(logits[bad_window, :length]))
+            if bad.size:
+                position = int(bad[0])
+                raise ValueError(
+                    f"{name}[{bad_window}, {position}] = {logits[bad_window, position]} is not finite"
+                    f" (window {bad_window} has length {length})"
+                )
+    return SpanArrays(scores, starts, ends, counts, null_scores)
+
+
+def _softmax_rows(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Softmax of each row's first ``count`` scores, in float64 and shifted by the row maximum; 0 elsewhere."""
+    used = np.arange(scores.shape[1]) < counts[:, None]
+    values = np.where(used, scores.astype(np.float64), -np.inf)
+    top = np.where(counts[:, None] > 0, values.max(axis=1, keepdims=True), 0.0)
+    weights = np.exp(values - top)
+    totals = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
+
+
+def _n_best_lists(contexts: Sequence[str], spans: SpanArrays) -> list[tuple[NBestSpan, ...]]:
+    probabilities = _softmax_rows(spans.scores, spans.counts).tolist()
+    n_best_lists = []
+    for context, count, scores, row_probabilities, starts, ends in zip(
+        contexts, spans.counts.tolist(), spans.scores.tolist(), probabilities,
+        spans.starts.tolist(), spans.ends.tolist(), strict=True,
+    ):  # fmt: skip
+        starts, ends = starts[:count], ends[:count]
+        answers = [context[start:end] for start, end in zip(starts, ends)]
+        n_best_lists.append(tuple(map(NBestSpan, answers, scores[:count], row_probabilities, starts, ends)))
+    return n_best_lists
+
+
+def decode_predictions(
+    contexts: Sequence[str],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offsets: np.ndarray,
+    lengths: np.ndarray,
+    cls_index: np.ndarray,
+    example_index: np.ndarray,
+    options: DecodeOptions = DecodeOptions(),
+) -> list[SpanPrediction]:
+    """One prediction per context; ``example_index`` maps each window to its context."""
+    spans = decode_spans(
+        start_logits, end_logits, offsets, lengths, cls_index, example_index, len(contexts),
+        n_best=options.n_best,
+        max_answer_length=options.max_answer_length,
+        keep=options.n_best if options.return_n_best else 1,
+    )  # fmt: skip
+    n_best_lists = _n_best_lists(contexts, spans) if options.return_n_best else [None] * len(contexts)
+    threshold = options.null_threshold
+    predictions = []
+    # Bulk tolist() conversions: a numpy scalar access per field would cost more than the kernel.
+    for context, count, score, start, end, null_score, n_best in zip(
+        contexts, spans.counts.tolist(), spans.scores[:, 0].tolist(), spans.starts[:, 0].tolist(),
+        spans.ends[:, 0].tolist(), spans.null_scores.tolist(), n_best_lists, strict=True,
+    ):  # fmt: skip
+        if count == 0:
+            predictions.append(SpanPrediction("", null_score, 0, 0, None, null_score, True, n_best))
+        elif threshold is not None and null_score - score > threshold:
+            predictions.append(SpanPrediction("", null_score, 0, 0, score, null_score, True, n_best))
+        else:
+            predictions.append(SpanPrediction(context[start:end], score, start, end, score, null_score, False, n_best))
+    return predictions

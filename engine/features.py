@@ -1,0 +1,225 @@
+"""Split question/context pairs into overlapping model windows, the way the notebook does.
+
+Question first, `truncation="only_second"`, max_length 384, stride 128, with offsets and sequence ids. Windows are
+not padded here: they are stored flat (one array for all tokens plus row splits), so the engine can bucket them by
+length and pad each batch only as far as its longest window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import regex
+
+from .data import QAExample
+
+logger = logging.getLogger(__name__)
+
+_COMBINING_MARKS = regex.compile(r"\p{Mn}+")  # nonspacing marks: the accents that uncased tokenizers drop
+
+OUTSIDE_CONTEXT = -1  # offset value of every token that is not part of the context (question, specials, padding)
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    max_length: int = 384
+    stride: int = 128
+    # Longer questions are cut to this many tokens (with a warning) rather than failing the whole batch:
+    # with only_second truncation a question that fills the window leaves no room for the context (transformers#23654).
+    max_question_tokens: int = 64
+
+    def __post_init__(self) -> None:
+        if self.stride < 0 or self.max_question_tokens < 1:
+            raise ValueError(f"invalid window options: {self}")
+
+
+@dataclass(frozen=True)
+class PaddedWindows:
+    """A batch of windows padded to its longest member, ready for a model."""
+
+    input_ids: np.ndarray  # int64 [B, L]
+    attention_mask: np.ndarray  # int64 [B, L]
+    token_type_ids: np.ndarray  # int64 [B, L]
+    offsets: np.ndarray  # int32 [B, L, 2], OUTSIDE_CONTEXT beyond each window and outside the context
+    lengths: np.ndarray  # int64 [B]
+    cls_index: np.ndarray  # int64 [B]
+    example_index: np.ndarray  # int64 [B]
+
+
+@dataclass
+class Windows:
+    """All windows of a list of examples, stored flat: window i is tokens row_splits[i]:row_splits[i+1]."""
+
+    input_ids: np.ndarray  # int32 [T]
+    token_type_ids: np.ndarray  # int32 [T]
+    offsets: np.ndarray  # int32 [T, 2], character offsets into the context; OUTSIDE_CONTEXT elsewhere
+    row_splits: np.ndarray  # int64 [W + 1]
+    example_index: np.ndarray  # int64 [W]; an example's windows are consecutive and in context order
+    cls_index: np.ndarray  # int64 [W]
+    start_positions: np.ndarray | None = None  # int64 [W] training labels, CLS when the answer is not fully inside
+    end_positions: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.example_index)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.row_splits)
+
+    def padded(self, rows: Sequence[int] | np.ndarray, pad_token_id: int) -> PaddedWindows:
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        width = int(lengths.max()) if len(rows) else 0
+        input_ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
+        token_type_ids = np.zeros((len(rows), width), dtype=np.int64)
+        offsets = np.full((len(rows), width, 2), OUTSIDE_CONTEXT, dtype=np.int32)
+        attention_mask = (np.arange(width) < lengths[:, None]).astype(np.int64)
+        for out_row, (row, length) in enumerate(zip(rows, lengths)):
+            tokens = slice(self.row_splits[row], self.row_splits[row + 1])
+            input_ids[out_row, :length] = self.input_ids[tokens]
+            token_type_ids[out_row, :length] = self.token_type_ids[tokens]
+            offsets[out_row, :length] = self.offsets[tokens]
+        return PaddedWindows(
+            input_ids, attention_mask, token_type_ids, offsets, lengths, self.cls_index[rows], self.example_index[rows]
+        )
+
+
+def make_windows(
+    tokenizer,
+    examples: Sequence[QAExample],
+    options: WindowOptions = WindowOptions(),
+    with_labels: bool = False,
+) -> Windows:
+    """Tokenize examples into windows. `tokenizer` must be a fast (Rust-backed) Hugging Face tokenizer."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TypeError("make_windows needs a fast tokenizer (offsets come from the Rust tokenizers library)")
+    _check_room(tokenizer, options)
+    # The notebook strips questions: leading spaces become tokens for some vocabularies and waste the window.
+    questions = _cap_questions(tokenizer, [example.question.strip() for example in examples], examples, options)
+    encoded = tokenizer(
+        questions,
+        [example.context for example in examples],
+        truncation="only_second",
+        max_length=options.max_length,
+        stride=options.stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
+    example_index = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+    encodings = encoded.encodings
+    lengths = np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(encodings))
+    row_splits = np.zeros(len(encodings) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=row_splits[1:])
+
+    input_ids = np.empty(row_splits[-1], dtype=np.int32)
+    token_type_ids = np.empty(row_splits[-1], dtype=np.int32)
+    offsets = np.empty((row_splits[-1], 2), dtype=np.int32)
+    cls_index = np.zeros(len(encodings), dtype=np.int64)
+    cls_token_id = tokenizer.cls_token_id
+    context_spans = []
+    for window, encoding in enumerate(encodings):
+        tokens = slice(row_splits[window], row_splits[window + 1])
+        input_ids[tokens] = encoding.ids
+        token_type_ids[tokens] = encoding.type_ids
+        context_start, context_end = _context_token_range(encoding.sequence_ids)
+        window_offsets = offsets[tokens]
+        window_offsets[:] = OUTSIDE_CONTEXT
+        if context_start is not None:
+            window_offsets[context_start : context_end + 1] = encoding.offsets[context_start : context_end + 1]
+            context = examples[example_index[window]].context
+            if not context.isascii():
+                _extend_over_combining_marks(window_offsets[context_start : context_end + 1], context)
+        cls_index[window] = _cls_position(encoding.ids, cls_token_id)
+        context_spans.append((context_start, context_end))
+
+    windows = Windows(input_ids, token_type_ids, offsets, row_splits, example_index, cls_index)
+    if with_labels:
+        windows.start_positions, windows.end_positions = _label_windows(windows, examples, context_spans)
+    return windows
+
+
+def _label_windows(windows: Windows, examples: Sequence[QAExample], context_spans) -> tuple[np.ndarray, np.ndarray]:
+    """First and last token covering the first gold answer; CLS when it is not fully inside the window
+    (or, in the odd case that no token overlaps it, when it consists only of characters the tokenizer drops)."""
+    starts = windows.cls_index.copy()
+    ends = windows.cls_index.copy()
+    for window, (context_start, context_end) in enumerate(context_spans):
+        example = examples[windows.example_index[window]]
+        if not example.answer_texts or context_start is None:
+            continue
+        start_char = example.answer_starts[0]
+        end_char = start_char + len(example.answer_texts[0])
+        context_offsets = windows.offsets[windows.row_splits[window] :][context_start : context_end + 1]
+        if not (context_offsets[0, 0] <= start_char and context_offsets[-1, 1] >= end_char):
+            continue
+        # The first token that ends after the answer starts and the last token that starts before it ends.
+        # This equals the notebook's two while-loops whenever tokens cover the answer's first and last character;
+        # where they do not (a stripped combining accent, say), the notebook's loops widen the label to a
+        # neighbouring word, and this rule keeps to the tokens that overlap the answer.
+        first = np.flatnonzero(context_offsets[:, 1] > start_char)
+        last = np.flatnonzero(context_offsets[:, 0] < end_char)
+        if len(first) and len(last) and first[0] <= last[-1]:
+            starts[window] = context_start + first[0]
+            ends[window] = context_start + last[-1]
+    return starts, ends
+
+
+def _extend_over_combining_marks(offsets: np.ndarray, context: str) -> None:
+    """Uncased vocabularies strip accents, so a token's offsets stop before a combining mark that follows it
+    ("cafe" + U+0301). Extending the end over such marks keeps the accent in labels and extracted answers."""
+    runs = [match.span() for match in _COMBINING_MARKS.finditer(context)]
+    if not runs:
+        return
+    run_starts, run_ends = np.array(runs).T
+    ends = offsets[:, 1]
+    position = np.minimum(np.searchsorted(run_starts, ends), len(run_starts) - 1)
+    touches = run_starts[position] == ends
+    ends[touches] = run_ends[position[touches]]
+
+
+def _cap_questions(tokenizer, questions: list[str], examples: Sequence[QAExample], options: WindowOptions) -> list[str]:
+    token_counts = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
+    too_long = [i for i, count in enumerate(token_counts) if count > options.max_question_tokens]
+    if not too_long:
+        return questions
+    capped = list(questions)
+    for i in too_long:
+        question_offsets = tokenizer(questions[i], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        capped[i] = questions[i][: question_offsets[options.max_question_tokens - 1][1]]
+    shown = ", ".join(repr(examples[i].id) for i in too_long[:5])
+    logger.warning(
+        "%d question(s) longer than %d tokens were truncated to fit the window (ids: %s%s)",
+        len(too_long),
+        options.max_question_tokens,
+        shown,
+        ", ..." if len(too_long) > 5 else "",
+    )
+    return capped
+
+
+def _check_room(tokenizer, options: WindowOptions) -> None:
+    room = options.max_length - tokenizer.num_special_tokens_to_add(pair=True) - options.max_question_tokens
+    if room <= options.stride:
+        raise ValueError(
+            f"max_length {options.max_length} leaves {room} context tokens after a {options.max_question_tokens}-token "
+            f"question and special tokens; it must exceed the stride ({options.stride})"
+        )
+
+
+def _context_token_range(sequence_ids: list[int | None]) -> tuple[int | None, int | None]:
+    try:
+        first = sequence_ids.index(1)
+    except ValueError:  # empty or whitespace-only context: the window holds no context token
+        return None, None
+    last = len(sequence_ids) - 1 - sequence_ids[::-1].index(1)
+    return first, last
+
+
+def _cls_position(ids: list[int], cls_token_id: int | None) -> int:
+    if cls_token_id is not None and cls_token_id in ids:
+        return ids.index(cls_token_id)
+    return 0

