@@ -27,7 +27,7 @@ import numpy as np
 
 from spanqa.engine.decoder import DecodeOptions, NBestSpan, SpanPrediction
 
-__all__ = ["notebook_predictions", "same_prediction"]
+__all__ = ["notebook_as_written", "notebook_predictions", "same_prediction"]
 
 
 def _softmax(scores: list[float]) -> list[float]:
@@ -132,3 +132,49 @@ def same_prediction(ours: SpanPrediction, reference: SpanPrediction, rel_tol: fl
     return without_probabilities(ours) == without_probabilities(reference) and all(
         math.isclose(a.probability, b.probability, rel_tol=rel_tol) for a, b in zip(ours.n_best, reference.n_best)
     )
+
+
+def notebook_as_written(
+    contexts: Sequence[str],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    offset_lists: Sequence[Sequence[tuple[int, int] | None]],
+    example_index: np.ndarray,
+    n_best_size: int = 20,
+    max_answer_length: int = 30,
+) -> list[str]:
+    """The notebook's post-processing as it stands, for timing only: a default (unstable) argsort over every
+    padded position, a dict with the answer text for every valid pair, and `max` over them. Offsets are
+    per-window lists with None outside the context, the masking the notebook's labelling implies.
+    Its tie-breaking is arbitrary, so `notebook_predictions` is the one to compare answers with."""
+    features_per_example = defaultdict(list)
+    for feature, example in enumerate(np.asarray(example_index).tolist()):
+        features_per_example[example].append(feature)
+    predictions = []
+    for example, context in enumerate(contexts):
+        valid_answers = []
+        for feature in features_per_example[example]:
+            feature_start_logits = start_logits[feature]
+            feature_end_logits = end_logits[feature]
+            offsets = offset_lists[feature]
+            start_indexes = np.argsort(feature_start_logits)[-1 : -n_best_size - 1 : -1].tolist()
+            end_indexes = np.argsort(feature_end_logits)[-1 : -n_best_size - 1 : -1].tolist()
+            for start_index in start_indexes:
+                for end_index in end_indexes:
+                    if start_index >= len(offsets) or end_index >= len(offsets):
+                        continue
+                    if offsets[start_index] is None or offsets[end_index] is None:
+                        continue
+                    if end_index < start_index:
+                        continue
+                    length = offsets[end_index][1] - offsets[start_index][0]
+                    if length <= 0 or (end_index - start_index + 1) > max_answer_length:
+                        continue
+                    start_char = offsets[start_index][0]
+                    end_char = offsets[end_index][1]
+                    valid_answers.append(
+                        {"score": feature_start_logits[start_index] + feature_end_logits[end_index],
+                         "text": context[start_char:end_char]}
+                    )  # fmt: skip
+        predictions.append(max(valid_answers, key=lambda answer: answer["score"])["text"] if valid_answers else "")
+    return predictions

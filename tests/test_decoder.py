@@ -124,6 +124,38 @@ def test_decoder_matches_notebook_reference(batch, options):
         assert same_prediction(got, want), (example, got, want)
 
 
+@st.composite
+def realistic_batches(draw) -> Batch:
+    """Model-sized windows ([CLS] question [SEP] context [SEP]), where the top-k pre-filter has real work to do."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    num_windows = draw(st.integers(1, 6))
+    width = draw(st.integers(64, 384))
+    lengths = rng.integers(width // 2, width + 1, size=num_windows)
+    question_tokens = rng.integers(3, 30, size=num_windows)
+    offsets = np.full((num_windows, width, 2), -1, dtype=np.int32)
+    for row, (length, question) in enumerate(zip(lengths, question_tokens)):
+        context_tokens = max(length - question - 3, 0)
+        token_starts = np.cumsum(rng.integers(1, 8, size=context_tokens)).astype(np.int32)
+        offsets[row, question + 2 : question + 2 + context_tokens, 0] = token_starts
+        offsets[row, question + 2 : question + 2 + context_tokens, 1] = token_starts + rng.integers(0, 7, context_tokens)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    start_logits = rng.normal(0, draw(st.sampled_from([0.05, 1.0, 30.0])), size=(num_windows, width)).astype(dtype)
+    end_logits = rng.normal(0, 1.0, size=(num_windows, width)).astype(dtype)
+    if draw(st.booleans()):  # coarse values: ties among the top-k and around its threshold
+        start_logits, end_logits = np.round(start_logits * 2) / 2, np.round(end_logits * 2) / 2
+    example_index = np.sort(rng.integers(0, 3, size=num_windows))
+    contexts = ["".join(chr(ord("a") + i % 26) for i in range(int(offsets[..., 1].max()) + 1))] * 3
+    return Batch(contexts, start_logits, end_logits, offsets, lengths, np.zeros(num_windows, np.int64), example_index)
+
+
+@settings(max_examples=60, deadline=None)
+@given(realistic_batches(), st.sampled_from([1, 5, 20]), st.booleans())
+def test_decoder_matches_notebook_reference_on_model_sized_windows(batch, n_best, return_n_best):
+    options = DecodeOptions(n_best=n_best, return_n_best=return_n_best)
+    for example, (got, want) in enumerate(zip(decode(batch, options), reference(batch, options))):
+        assert same_prediction(got, want), (example, got, want)
+
+
 @settings(max_examples=100, deadline=None)
 @given(random_batches(), decode_options)
 def test_batch_composition_does_not_change_predictions(batch, options):
