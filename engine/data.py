@@ -6,6 +6,9 @@ Three sources share one record validator, so every source gets the same checks a
 - a Hugging Face dataset name, through `datasets.load_dataset` (needs the Hub, so not used offline).
 
 Every validation error is a `DataFormatError` whose message starts with the file and the line or record.
+Each reader takes an optional `on_error` callback: without it the first bad record raises; with it, each bad record
+is passed to the callback and skipped (the callback may itself raise to stop). File-level problems (unreadable file,
+invalid JSON in the nested format, a wrong top-level shape) always raise: there is no record to skip.
 """
 
 from __future__ import annotations
@@ -39,22 +42,36 @@ class DataFormatError(ValueError):
     """Bad input data. The message names the file and the line or record."""
 
 
-def load_examples(source: str | os.PathLike, split: str = "validation") -> list[QAExample]:
-    """Load every example from a SQuAD JSON file, a JSONL file or a Hugging Face dataset name."""
+class AnswerSpanError(DataFormatError):
+    """An answer that the context does not hold at its `answer_start` (for instance one running past the end of
+    the context). A subclass so that lenient callers can skip these records and still stop on other errors."""
+
+
+ErrorCallback = Callable[[DataFormatError], None]
+
+
+def load_examples(
+    source: str | os.PathLike, split: str = "validation", on_error: ErrorCallback | None = None
+) -> list[QAExample]:
+    """Load every example from a SQuAD JSON file, a JSONL file or a Hugging Face dataset name.
+
+    With `on_error`, bad records are reported to it and skipped instead of raising (see the module docstring)."""
     path = Path(source)
     if path.is_file():
         if _is_jsonl(path):
-            return list(iter_jsonl_examples(path))
-        return read_squad_json(path)
+            return list(iter_jsonl_examples(path, on_error=on_error))
+        return read_squad_json(path, on_error=on_error)
     if path.exists():
         raise DataFormatError(f"{path}: is not a file")
     if _looks_like_path(str(source)):
         raise DataFormatError(f"{path}: no such file")
-    return load_hf_examples(str(source), split=split)
+    return load_hf_examples(str(source), split=split, on_error=on_error)
 
 
-def read_squad_json(path: str | os.PathLike) -> list[QAExample]:
-    """Read the official nested format: {"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}."""
+def read_squad_json(path: str | os.PathLike, on_error: ErrorCallback | None = None) -> list[QAExample]:
+    """Read the official nested format: {"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}.
+
+    With `on_error`, a bad question, paragraph or article is reported to it and skipped (with its questions)."""
     path = Path(path)
     try:
         with _open_text(path) as handle:
@@ -71,27 +88,37 @@ def read_squad_json(path: str | os.PathLike) -> list[QAExample]:
     seen_ids: dict[str, str] = {}
     for a, article in enumerate(document["data"]):
         where = f"{path}: data[{a}]"
-        _require_type(article, dict, where)
-        title = _field(article, "title", str, where, default="")
-        paragraphs = _field(article, "paragraphs", list, where)
+        try:
+            _require_type(article, dict, where)
+            title = _field(article, "title", str, where, default="")
+            paragraphs = _field(article, "paragraphs", list, where)
+        except DataFormatError as error:
+            _report_or_raise(error, on_error)
+            continue
         for p, paragraph in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
-            _require_type(paragraph, dict, where)
-            context = _field(paragraph, "context", str, where)
-            for q, qa in enumerate(_field(paragraph, "qas", list, where)):
+            try:
+                _require_type(paragraph, dict, where)
+                context = _field(paragraph, "context", str, where)
+                questions = _field(paragraph, "qas", list, where)
+            except DataFormatError as error:
+                _report_or_raise(error, on_error)
+                continue
+            for q, qa in enumerate(questions):
                 record_where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
-                _require_type(qa, dict, record_where)
-                record = {**qa, "context": context, "title": title}
-                example = example_from_record(record, record_where, answers_required=True, allow_impossible=is_v2)
-                _check_unique(example.id, record_where, seen_ids)
+                try:
+                    _require_type(qa, dict, record_where)
+                    record = {**qa, "context": context, "title": title}
+                    example = example_from_record(record, record_where, answers_required=True, allow_impossible=is_v2)
+                    _check_unique(example.id, record_where, seen_ids)
+                except DataFormatError as error:
+                    _report_or_raise(error, on_error)
+                    continue
                 examples.append(example)
     return examples
 
 
-def iter_jsonl_examples(
-    path: str | os.PathLike,
-    on_error: Callable[[DataFormatError], None] | None = None,
-) -> Iterator[QAExample]:
+def iter_jsonl_examples(path: str | os.PathLike, on_error: ErrorCallback | None = None) -> Iterator[QAExample]:
     """Stream examples from a JSONL file without loading it whole.
 
     Without `on_error` the first bad line raises. With it, each bad line is passed to `on_error` and skipped,
@@ -116,7 +143,9 @@ def iter_jsonl_examples(
             yield example
 
 
-def load_hf_examples(name: str, split: str = "validation", config: str | None = None) -> list[QAExample]:
+def load_hf_examples(
+    name: str, split: str = "validation", config: str | None = None, on_error: ErrorCallback | None = None
+) -> list[QAExample]:
     """Load a SQuAD-style dataset from the Hugging Face Hub (columns id/title/context/question/answers)."""
     import datasets  # imported here: it is slow to import and only this source needs it
 
@@ -124,18 +153,25 @@ def load_hf_examples(name: str, split: str = "validation", config: str | None = 
         rows = datasets.load_dataset(name, config, split=split)
     except Exception as error:  # datasets raises many unrelated types (connection, missing file, bad name)
         raise DataFormatError(f"{name}: not a local file, and loading it as a Hugging Face dataset failed: {error}") from None
-    return list(examples_from_records(rows, source=f"{name}[{split}]", allow_impossible=True))
+    return list(examples_from_records(rows, source=f"{name}[{split}]", allow_impossible=True, on_error=on_error))
 
 
 def examples_from_records(
-    records: Iterable[Mapping[str, Any]], source: str, allow_impossible: bool = True
+    records: Iterable[Mapping[str, Any]],
+    source: str,
+    allow_impossible: bool = True,
+    on_error: ErrorCallback | None = None,
 ) -> Iterator[QAExample]:
     """Validate flat records (JSONL-style or Hugging Face rows); `source` names them in errors."""
     seen_ids: dict[str, str] = {}
     for index, record in enumerate(records):
         where = f"{source}: record {index}"
-        example = example_from_record(record, where, answers_required=False, allow_impossible=allow_impossible)
-        _check_unique(example.id, where, seen_ids)
+        try:
+            example = example_from_record(record, where, answers_required=False, allow_impossible=allow_impossible)
+            _check_unique(example.id, where, seen_ids)
+        except DataFormatError as error:
+            _report_or_raise(error, on_error)
+            continue
         yield example
 
 
@@ -157,7 +193,7 @@ def example_from_record(
     texts, starts = _parse_answers(record["answers"], f"{where} (id {example_id!r})")
     for text, start in zip(texts, starts):
         if context[start : start + len(text)] != text:
-            raise DataFormatError(
+            raise AnswerSpanError(
                 f"{where} (id {example_id!r}): answer_start {start} does not index the answer text {text!r} "
                 f"(the context there reads {context[start:start + len(text)]!r})"
             )
@@ -234,6 +270,13 @@ def _parse_answers(answers: Any, where: str) -> tuple[tuple[str, ...], tuple[int
         if start < 0:
             raise DataFormatError(f"{where} answers[{i}]: answer_start {start} is negative")
     return tuple(text for text, _ in pairs), tuple(start for _, start in pairs)
+
+
+def _report_or_raise(error: DataFormatError, on_error: ErrorCallback | None) -> None:
+    """Called from an `except` block: re-raise in strict mode, hand the error over in lenient mode."""
+    if on_error is None:
+        raise error
+    on_error(error)
 
 
 _MISSING = object()

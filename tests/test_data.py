@@ -203,3 +203,33 @@ def test_official_dev_and_v2_files_load(squad_dir):
     assert len(dev) == 10570 and sum(len(e.answer_texts) for e in dev) == 34726
     v2 = load_examples(squad_dir / "dev-v2.0.reconstructed.json.gz")
     assert len(v2) == 11873 and sum(e.is_impossible for e in v2) == 5945
+
+
+def test_hub_dataset_names_go_through_datasets_load_dataset(monkeypatch):
+    import datasets
+
+    calls = []
+    rows = [
+        {"id": "h1", "title": "T", "context": CONTEXT, "question": "Capital?", "answers": {"text": ["Paris"], "answer_start": [0]}},
+        {"id": "h2", "title": "T", "context": CONTEXT, "question": "River?", "answers": {"text": [], "answer_start": []}},
+    ]
+
+    def fake_load_dataset(name, config, split):
+        calls.append((name, config, split))
+        return rows
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    examples = load_examples("rajpurkar/squad_v2", split="validation")
+    assert calls == [("rajpurkar/squad_v2", None, "validation")]
+    assert [(e.id, e.answer_texts, e.is_impossible) for e in examples] == [("h1", ("Paris",), False), ("h2", (), True)]
+
+
+def test_hub_loading_failure_is_a_clear_error(monkeypatch):
+    import datasets
+
+    def offline(name, config, split):
+        raise ConnectionError("Couldn't reach the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataFormatError, match="squad: not a local file, and loading it as a Hugging Face dataset failed: Couldn't reach"):
+        load_examples("squad")
