@@ -51,10 +51,24 @@ def answers_in_no_window(windows: Windows, has_answer: np.ndarray) -> int:
 
 
 class WindowCollator:
-    """Pads a batch to its longest window. The length column is for the sampler only, so it never reaches the model."""
+    """Pads a batch to its longest window. The length column is for the sampler only, so it never reaches the model.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self._pad = DataCollatorWithPadding(tokenizer)
+    `pad_to` pads every batch to that fixed width instead, as the notebook's padding="max_length" features were;
+    only the training throughput benchmark wants that, to measure what dynamic padding saves."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to: int | None = None) -> None:
+        if pad_to is not None and pad_to < 1:
+            raise ValueError(f"pad_to must be at least 1, got {pad_to}")
+        self.pad_to = pad_to
+        if pad_to is None:
+            self._pad = DataCollatorWithPadding(tokenizer)
+        else:
+            self._pad = DataCollatorWithPadding(tokenizer, padding="max_length", max_length=pad_to)
 
     def __call__(self, features: list[dict]) -> dict:
+        if self.pad_to is not None:
+            # The tokenizer's padding leaves longer rows as they are, and the batch then fails to stack obscurely.
+            longest = max(len(row["input_ids"]) for row in features)
+            if longest > self.pad_to:
+                raise ValueError(f"a window of {longest} tokens does not fit pad_to={self.pad_to}")
         return self._pad([{key: value for key, value in row.items() if key != LENGTH_COLUMN} for row in features])
