@@ -46,7 +46,7 @@ from spanqa.training.options import Precision, TrainingInputError, TrainOptions
 from spanqa.training.output import OutputPlan, plan_output
 from spanqa.training.report import library_versions
 from spanqa.training.splits import load_run_data
-from spanqa.training.train import training_arguments
+from spanqa.training.run import training_arguments
 from spanqa.training.trainer import QATrainer
 
 PROGRAM = "train_throughput"

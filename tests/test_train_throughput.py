@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForQuestionAnswering
 
 from spanqa.benchmarks.train_throughput import main
 from spanqa.training.dataset import WindowCollator
@@ -30,19 +29,6 @@ def record(index: int) -> dict:
     answer = {"text": tool, "answer_start": context.index(tool)}
     question = f"What did the {colour} boat carry?"
     return {"id": f"t{index}", "question": question, "context": context, "answers": [answer]}
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tokenizer) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

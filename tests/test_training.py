@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig, BertForQuestionAnswering
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 from transformers import TrainerCallback, ViTConfig
 
 from spanqa.engine.data import AnswerSpanError, DataFormatError, QAExample, load_examples, read_squad_json
@@ -49,20 +49,6 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 def outside_context(index: int) -> dict:
     """A record whose answer_start points past the end of its context."""
     return record(index, answers=[{"text": "Oslo", "answer_start": 500}])
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory, tokenizer) -> Path:
-    """A randomly initialised two-layer BERT with the packaged tokenizer: seconds per epoch on a CPU."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
-    )  # fmt: skip
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +264,8 @@ def test_examples_without_answers(capsys, tmp_path, tiny_model):
 def test_bad_options(capsys, tmp_path, tiny_model, data):
     common = ["--train", str(data["clean"]), "--output", str(tmp_path / "o"), "--model", str(tiny_model)]
     assert "epochs must be at least 1" in run_expecting_error(capsys, [*common, "--epochs", "0"])
-    too_long = run_expecting_error(capsys, [*common, "--max-length", "384"])
-    assert "exceeds the model's 128 position embeddings" in too_long
+    too_long = run_expecting_error(capsys, [*common, "--max-length", "600"])
+    assert "exceeds the model's 512 position embeddings" in too_long
     assert "must exceed the stride" in run_expecting_error(capsys, [*common, "--max-length", "96", "--stride", "32"])
     assert "notebook splits need 8000 examples" in run_expecting_error(capsys, [*common, "--seed-splits"])
     assert main([*common, "--precision", "fp16"]) == 2  # argparse's own usage error

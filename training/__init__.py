@@ -18,7 +18,7 @@ __all__ = ["TrainOptions", "TrainingInputError", "TrainingReport", "train"]
 
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainingReport:
-    """Fine-tune as `options` say and write the model and its report; see `spanqa.training.train.train`."""
-    from .train import train as run_training
+    """Fine-tune as `options` say and write the model and its report; see `spanqa.training.run.train`."""
+    from .run import train as run_training
 
     return run_training(options, callbacks)

@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging()
     try:
         options = TrainOptions(**vars(arguments))
-        from .train import train  # imported here: --help and usage errors should not wait for torch and transformers
+        from .run import train  # imported here: --help and usage errors should not wait for torch and transformers
 
         report = train(options)
     except (TrainingInputError, DataFormatError) as error:

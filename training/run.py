@@ -1,4 +1,6 @@
 """`train(options)`: fine-tune an extractive QA model with the Trainer and write a loadable model plus a report.
+The module is not called train.py: importing that submodule would replace the package attribute `train` (the lazy
+wrapper in __init__.py) with the module object.
 
 The steps, in the order a failure should surface: output folder and model checks (seconds), data loading and
 validation, tokenizing into engine windows, the Trainer run with an EM/F1 evaluation after every epoch, the test
