@@ -98,17 +98,14 @@ def make_windows(
         raise TypeError("make_windows needs a fast tokenizer (offsets come from the Rust tokenizers library)")
     _check_room(tokenizer, options)
     # The notebook strips questions: leading spaces become tokens for some vocabularies and waste the window.
-    questions = _cap_questions(tokenizer, [example.question.strip() for example in examples], examples, options)
-    encoded = tokenizer(
-        questions,
-        [example.context for example in examples],
-        truncation="only_second",
-        max_length=options.max_length,
-        stride=options.stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding=False,
-    )
+    questions = [example.question.strip() for example in examples]
+    contexts = [example.context for example in examples]
+    # Tokenize once; only when some question is over the cap (rare) cut those questions and tokenize again.
+    # The pair encoding already holds each question's token count, so no separate question pass is needed.
+    encoded = _encode_pairs(tokenizer, questions, contexts, options)
+    if encoded is None or _longest_question(encoded) > options.max_question_tokens:
+        questions = _cap_questions(tokenizer, questions, examples, options)
+        encoded = _encode_pairs(tokenizer, questions, contexts, options)
     example_index = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
     encodings = encoded.encodings
     lengths = np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(encodings))
@@ -140,6 +137,30 @@ def make_windows(
     if with_labels:
         windows.start_positions, windows.end_positions = _label_windows(windows, examples, context_spans)
     return windows
+
+
+def _encode_pairs(tokenizer, questions: list[str], contexts: list[str], options: WindowOptions):
+    """The batch encoding, or None when a question leaves the context no room (the tokenizer refuses the batch)."""
+    try:
+        return tokenizer(
+            questions,
+            contexts,
+            truncation="only_second",
+            max_length=options.max_length,
+            stride=options.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+    except Exception as error:  # the Rust tokenizer raises a bare Exception for this (transformers#23654)
+        if "Truncation error" not in str(error):
+            raise
+        return None
+
+
+def _longest_question(encoded) -> int:
+    """The most question tokens in any window (every window of an example repeats its whole question)."""
+    return max((encoding.sequence_ids.count(0) for encoding in encoded.encodings), default=0)
 
 
 def _label_windows(windows: Windows, examples: Sequence[QAExample], context_spans) -> tuple[np.ndarray, np.ndarray]:
