@@ -334,3 +334,9 @@ def _is_jsonl(path: Path) -> bool:
 
 def _looks_like_path(source: str) -> bool:
     return source.endswith((".json", ".gz", ".jsonl", ".ndjson")) or source.startswith((".", "/", "~"))
+
+
+def sample_questions_path() -> Path:
+    """The project's own sample: questions, contexts and answers written for spanqa (no SQuAD text), shipped with
+    the package. It serves the README's end-to-end command and the export parity gate's default validation set."""
+    return Path(__file__).resolve().parent / "sample_data" / "questions.jsonl"

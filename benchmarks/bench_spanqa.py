@@ -1,0 +1,66 @@
+"""spanqa's own engine as a benchmark system: QAEngine on qa-export's ONNX models (fp32, int8) or on the checkpoint
+through its torch backend (fp32 on the CPU, fp16 on CUDA), with the engine's default batching.
+
+Stage times are the engine's own `EngineStats` (tokenize runs in a background thread, overlapped with the model, so
+the three stages can add up to more than the wall time); batch latencies come from wrapping `engine.backend.run`,
+one call per padded batch.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from spanqa.benchmarks.bench_systems import PassResult, StageClock
+from spanqa.engine.data import QAExample
+
+
+def _stats_snapshot(engine) -> dict[str, float]:
+    stats = engine.stats
+    return {name: float(getattr(stats, name)) for name in ("tokenize_seconds", "infer_seconds", "decode_seconds")}
+
+
+class SpanqaRunner:
+    def __init__(self, model: str, device: str, backend: str, torch_dtype: str = "auto",
+                 overrides: dict[str, int] | None = None) -> None:  # fmt: skip
+        from spanqa.engine.engine import QAEngine
+        from spanqa.engine.options import EngineOptions
+
+        options = EngineOptions(device=device, backend=backend, torch_dtype=torch_dtype, **(overrides or {}))
+        self.engine = QAEngine(model, options=options)
+        self.settings = {"backend": backend, "device": device,
+                         **({"torch_dtype": torch_dtype} if backend == "torch" else {}),
+                         "max_batch_tokens": options.max_batch_tokens, "max_batch_windows": options.max_batch_windows,
+                         "lookahead": options.lookahead, "prefetch": options.prefetch}  # fmt: skip
+        self.settings["providers"] = list(getattr(self.engine.backend, "providers", ()))
+        if backend == "onnx":
+            self.settings["intra_op_threads"] = options.session.intra_op_threads or "onnxruntime default"
+        manifest = self.engine.manifest
+        if manifest is not None:
+            self.settings["onnx_precision"] = manifest.precision
+            self.settings["fused_ops"] = {name: count for name, count in manifest.fused_ops.items() if count}
+
+    def run(self, examples: list[QAExample]) -> PassResult:
+        engine, clock = self.engine, StageClock()
+        backend_run = engine.backend.run
+        engine.backend.run = clock.timed("model", backend_run, batch_shape=lambda padded: tuple(padded.input_ids.shape))
+        before = _stats_snapshot(engine)
+        started = time.perf_counter()
+        try:
+            answers = [answer.answer for answer in engine.answer_many(examples)]
+        finally:
+            del engine.backend.run  # back to the class's method
+        seconds = time.perf_counter() - started
+        after = _stats_snapshot(engine)
+        for stage in ("tokenize", "infer", "decode"):
+            clock.seconds[stage] = after[f"{stage}_seconds"] - before[f"{stage}_seconds"]
+        return PassResult.from_clock(seconds, clock, answers)
+
+
+def export_spanqa(checkpoint: str, output: Path, precision: str) -> None:
+    """qa-export as a library, with its defaults (fusions, parity gate on its built-in sample). It stages the
+    folder and publishes it whole, so an interrupted export never looks finished."""
+    from spanqa.export.options import ExportOptions
+    from spanqa.export.run import export_model
+
+    export_model(ExportOptions(checkpoint=checkpoint, output=str(output), precision=precision, overwrite=True))

@@ -1,0 +1,308 @@
+"""`qa-answer`: answer a JSONL file of questions (or one question) with an extractive QA model.
+
+A thin layer over `spanqa.engine.answer_file.answer_file` and `QAEngine.answer`; the behaviour (output format,
+resume, errors file) is documented there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from spanqa.engine.answer_file import (
+    ERRORS_SUFFIX,
+    AnswerFileError,
+    AnswerFileOptions,
+    OutputWriteError,
+    answer_file,
+    check_targets,
+)
+from spanqa.engine.decoder import DecodeOptions
+from spanqa.engine.options import DEVICES, EngineOptions, SessionOptions
+
+PROGRAM = "qa-answer"
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected failure, or the output could not be written
+EXIT_BAD_INPUT = 2  # bad usage, bad input, a model that cannot be loaded (argparse's code for bad usage)
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
+LOCAL_RAY = "local"  # --ray without an address
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=(
+            'Answer questions with an extractive QA model. INPUT has one {"id", "question", "context"} JSON object '
+            "per line (plain or .gz; - reads stdin). Each valid line gets one output line, in input order: the "
+            "answer's fields (id, answer, score, start, end, is_impossible, n_best with --n-best) and then the "
+            "input's other fields except question and context, so gold \"answers\" pass through. Bad lines are "
+            "skipped and listed in the errors file. When the input carries gold answers, the summary on stderr "
+            "includes the official SQuAD EM/F1. With --question and --context, answers one question and prints "
+            "it as JSON."
+        ),
+        epilog=(
+            "Exit status: 0 on success (skipped bad lines included: they are counted in the summary), 2 on bad "
+            "usage, bad input or a model that cannot be loaded (the message names the file and line), 1 on an "
+            "unexpected failure or an output that cannot be written, 130 when interrupted. An interrupted or "
+            "failed run keeps every answer written, on complete lines; rerun the same command with --resume."
+        ),
+    )
+    files = parser.add_argument_group("answering a file")
+    files.add_argument("input", metavar="INPUT", nargs="?", help="JSONL questions (plain or .gz; - for stdin)")
+    files.add_argument(
+        "-o", "--output", default="-", metavar="OUTPUT",
+        help="JSONL answers (default: - for stdout); an existing non-empty file is refused without --resume or "
+        "--overwrite",
+    )  # fmt: skip
+    files.add_argument(
+        "--errors", metavar="PATH",
+        help=f"where bad input lines are listed, one {{\"line\", \"error\", \"id\"?}} object each (default: "
+        f"OUTPUT{ERRORS_SUFFIX}, created only when there is one; stderr when OUTPUT is stdout; - for stderr)",
+    )  # fmt: skip
+    files.add_argument(
+        "--resume", action="store_true",
+        help="finish an interrupted run: keep OUTPUT's complete lines (checked against INPUT), drop a torn last "
+        "line, answer the rest; the result is the file an uninterrupted run writes, given the same model and options",
+    )  # fmt: skip
+    files.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT and its errors file")
+    files.add_argument(
+        "--strict", action="store_true",
+        help="stop at the first bad input line (exit 2) instead of skipping it; the lines before it are answered",
+    )  # fmt: skip
+    files.add_argument("--quiet", action="store_true", help="no progress bar and no summary line on stderr")
+
+    single = parser.add_argument_group("answering one question")
+    single.add_argument("--question", metavar="Q", help="the question (with --context; INPUT is not given)")
+    single.add_argument("--context", metavar="C", help="the passage that holds the answer")
+
+    engine = parser.add_argument_group("model and engine")
+    engine.add_argument(
+        "--model", metavar="DIR",
+        help="a qa-export folder (ONNX Runtime) or a transformers QA checkpoint folder (PyTorch) "
+        "(default: the shipped int8 model)",
+    )  # fmt: skip
+    engine.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default: %(default)s)")
+    engine.add_argument(
+        "--batch-tokens", type=_positive_int, metavar="N",
+        help=f"most padded tokens per batch (default: {EngineOptions.max_batch_tokens})",
+    )  # fmt: skip
+    engine.add_argument(
+        "--threads", type=_positive_int, metavar="N",
+        help="ONNX Runtime intra-op threads (default: one per physical core; ignored by PyTorch checkpoints)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--n-best", type=_positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
+        help=f"add each question's N best answers as \"n_best\" (N defaults to {DecodeOptions.n_best}; N also "
+        "bounds the start and end positions the decoder tries, as in the notebook)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--null-threshold", type=float, metavar="X",
+        help="SQuAD v2: answer nothing when the no-answer score beats the best span's by more than X "
+        "(default: always answer, as for SQuAD v1; write a negative X as --null-threshold=-X)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--max-answer-length", type=_positive_int, metavar="TOKENS",
+        help=f"longest answer in tokens (default: {DecodeOptions.max_answer_length})",
+    )  # fmt: skip
+    engine.add_argument(
+        "--allow-pickle", action="store_true",
+        help="load a PyTorch checkpoint whose weights are pickled (*.bin, *.pt): unpickling can run code, so only "
+        "for checkpoints you trust (default: safetensors only)",
+    )  # fmt: skip
+
+    ray = parser.add_argument_group("answering on a Ray cluster (pip install 'spanqa[ray]')")
+    ray.add_argument(
+        "--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+        help="answer INPUT with engine actors on Ray (Ray Data map_batches): one per GPU, else one per --threads "
+        "CPU cores (default 1). Without ADDRESS, a local Ray on this machine; 'auto' joins the cluster this machine "
+        "is in; ray://HOST:PORT a remote one. Same output, byte for byte, as without --ray (same model and options); "
+        "no EM/F1 summary",
+    )  # fmt: skip
+    ray.add_argument("--ray-actors", type=_positive_int, metavar="N", help="number of engine actors (with --ray)")
+    ray.add_argument(
+        "--ray-shared-input", action="store_true",
+        help="actors read their lines from INPUT themselves (a plain file at the same path on every node) instead "
+        "of receiving them through Ray (with --ray)",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help or a usage error; return its code rather than exit
+        return int(exit_request.code or 0)
+    usage_problem = _usage_problem(arguments)
+    if usage_problem:
+        parser.print_usage(sys.stderr)
+        return _fail(usage_problem)
+    try:
+        options = engine_options(arguments)
+    except ValueError as error:
+        return _fail(str(error))
+    try:
+        if arguments.question is not None:
+            return _answer_one(arguments, options)
+        return _answer_file(arguments, options)
+    except (AnswerFileError, ModelLoadError) as error:
+        return _fail(str(error))
+    except OutputWriteError as error:
+        return _fail(str(error), EXIT_FAILURE)
+    except KeyboardInterrupt:
+        print(f"{PROGRAM}: interrupted; the answers written so far are kept (finish with --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout's reader stopped early (e.g. `| head`), as with any Unix filter: no message
+        # The interpreter flushes stdout again at exit, which would fail again; point it at /dev/null instead
+        # (the recipe of Python's signal module documentation). stdout is unusable anyway.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - the contract is exit 1 with a message, traceback for the report
+        traceback.print_exc()
+        print(f"{PROGRAM}: error: unexpected failure: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def engine_options(arguments: argparse.Namespace) -> EngineOptions:
+    """The EngineOptions the flags ask for; flags not given keep the engine's defaults."""
+    defaults = EngineOptions()
+    decode = defaults.decode
+    if arguments.n_best is not None:
+        decode = dataclasses.replace(decode, n_best=arguments.n_best, return_n_best=True)
+    if arguments.null_threshold is not None:
+        decode = dataclasses.replace(decode, null_threshold=arguments.null_threshold)
+    if arguments.max_answer_length is not None:
+        decode = dataclasses.replace(decode, max_answer_length=arguments.max_answer_length)
+    changes: dict[str, Any] = {"device": arguments.device, "decode": decode, "allow_pickle": arguments.allow_pickle}
+    if arguments.batch_tokens is not None:
+        changes["max_batch_tokens"] = arguments.batch_tokens
+    if arguments.threads is not None:
+        changes["session"] = SessionOptions(intra_op_threads=arguments.threads)
+    return dataclasses.replace(defaults, **changes)
+
+
+def _answer_file(arguments: argparse.Namespace, options: EngineOptions) -> int:
+    file_options = AnswerFileOptions(
+        errors=arguments.errors,
+        resume=arguments.resume,
+        overwrite=arguments.overwrite,
+        strict=arguments.strict,
+        progress=not arguments.quiet and sys.stderr.isatty(),
+    )
+    check_targets(arguments.input, arguments.output, file_options)  # before the seconds a model takes to load
+    if arguments.ray is not None:
+        return _answer_file_on_ray(arguments, options, file_options)
+    engine = _load_engine(arguments.model, options)
+    result = answer_file(engine, arguments.input, arguments.output, file_options)
+    return _report(result, arguments.quiet)
+
+
+def _report(result, quiet: bool) -> int:
+    """Finish a file run (local or Ray): warn about resume mismatches, print the summary line."""
+    if result.replay_mismatches:
+        print(
+            f"{PROGRAM}: warning: {result.replay_mismatches} answers re-computed on resume differ from those the "
+            "earlier run wrote (another model, options or thread count?); the lines already written were kept",
+            file=sys.stderr,
+        )
+    if not quiet:
+        print(f"{PROGRAM}: {result.summary_line()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _answer_file_on_ray(
+    arguments: argparse.Namespace, options: EngineOptions, file_options: AnswerFileOptions
+) -> int:
+    try:
+        import ray  # noqa: F401 - only to say clearly that it is missing
+    except ImportError:
+        raise AnswerFileError("--ray needs Ray: pip install 'spanqa[ray]'") from None
+    from spanqa.engine.backends import DeviceError
+    from spanqa.engine.model_files import ModelFolderError
+    from spanqa.engine.ray_answer import RayOptions, RayRunError, ray_answer_file
+
+    ray_options = RayOptions(
+        address=None if arguments.ray == LOCAL_RAY else arguments.ray,
+        actors=arguments.ray_actors,
+        cpus_per_actor=arguments.threads or 1,
+        shared_input=arguments.ray_shared_input,
+    )
+    try:
+        result = ray_answer_file(arguments.model, arguments.input, arguments.output, options, ray_options, file_options)
+    except (ModelFolderError, DeviceError) as error:
+        raise ModelLoadError(str(error)) from None
+    except RayRunError as error:
+        return _fail(str(error), EXIT_FAILURE)
+    return _report(result, arguments.quiet)
+
+
+def _answer_one(arguments: argparse.Namespace, options: EngineOptions) -> int:
+    for flag, value in (("--question", arguments.question), ("--context", arguments.context)):
+        if not value.strip():
+            return _fail(f"{flag} is empty")
+    engine = _load_engine(arguments.model, options)
+    answer = engine.answer(arguments.question, arguments.context)
+    print(json.dumps(answer.to_dict(), ensure_ascii=False))
+    return EXIT_OK
+
+
+class ModelLoadError(ValueError):
+    """The model cannot be loaded; the message names the folder or file."""
+
+
+def _load_engine(model: str | None, options: EngineOptions) -> Any:
+    from spanqa.engine.backends import DeviceError  # the slow imports (onnxruntime, torch) wait until here
+    from spanqa.engine.engine import QAEngine
+    from spanqa.engine.model_files import ModelFolderError
+
+    try:
+        return QAEngine(model, device=options.device, options=options)
+    except (ModelFolderError, DeviceError) as error:  # their messages name the folder, file or device already
+        raise ModelLoadError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - anything else that stops loading is an unloadable model too (exit 2)
+        where = model if model is not None else "the default model"
+        raise ModelLoadError(f"{where}: cannot load the model ({type(error).__name__}: {error})") from None
+
+
+def _usage_problem(arguments: argparse.Namespace) -> str | None:
+    if (arguments.question is None) != (arguments.context is None):
+        return "--question and --context go together"
+    if arguments.ray is None and (arguments.ray_actors is not None or arguments.ray_shared_input):
+        return "--ray-actors and --ray-shared-input go with --ray"
+    if arguments.question is not None:
+        if arguments.input is not None:
+            return "give INPUT or --question/--context, not both"
+        if arguments.ray is not None:
+            return "--ray answers a file; one --question is answered here"
+        return None
+    if arguments.input is None:
+        return "no INPUT given (a JSONL file, or - for stdin), and no --question/--context"
+    return None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    # Some wrapped errors (onnxruntime, transformers) span lines; the contract is one line.
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

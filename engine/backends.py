@@ -1,0 +1,123 @@
+"""Open a model folder as a backend plus its tokenizer and window options.
+
+A qa-export folder (manifest.json) runs on ONNX Runtime, a transformers checkpoint on torch; both offer
+`run(PaddedWindows) -> (start_logits, end_logits)` as float32 numpy arrays [rows, width].
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .features import PaddedWindows, WindowOptions
+from .model_files import MODEL_FILE, Manifest, ModelFolderError, is_exported_model, read_manifest
+from .options import EngineOptions
+
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+)
+
+
+class DeviceError(RuntimeError):
+    """The requested device cannot be used (not offered by the installed runtime, or it failed to start)."""
+
+
+class Backend(Protocol):
+    name: str  # "onnxruntime" or "torch"
+    providers: tuple[str, ...]  # what actually runs, best first, e.g. ("CUDAExecutionProvider", "CPUExecutionProvider")
+    input_names: tuple[str, ...]  # the model inputs fed from each batch
+
+    def run(self, batch: PaddedWindows) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    backend: Backend
+    tokenizer: Any  # a fast transformers tokenizer
+    window: WindowOptions
+    manifest: Manifest | None  # None for a checkpoint folder
+
+
+def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedModel:
+    """Every loading problem is a ModelFolderError naming the file (or a DeviceError naming the device)."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ModelFolderError(f"{folder}: no such model folder")
+    kind = options.backend
+    if kind == "auto":
+        # model.onnx without a manifest is an unfinished export: say so rather than try it as a checkpoint.
+        kind = "onnx" if is_exported_model(folder) or (folder / MODEL_FILE).is_file() else "torch"
+    if kind == "onnx":
+        return _load_onnx(folder, options)
+    return _load_torch(folder, options)
+
+
+def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
+    from .onnx_backend import OnnxBackend
+
+    manifest = read_manifest(folder)
+    tokenizer = load_tokenizer(folder, exported=True)
+    window = options.window or WindowOptions(**asdict(manifest.window))
+    _check_window(folder, window)
+    backend = OnnxBackend(
+        folder, manifest, options.device, options.session, options.max_batch_windows, window, pad_token_id(tokenizer)
+    )
+    return LoadedModel(backend, tokenizer, window, manifest)
+
+
+def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
+    from .torch_backend import TorchBackend, check_weights
+
+    check_weights(folder, options.allow_pickle)  # before the slow imports and the tokenizer
+    tokenizer = load_tokenizer(folder, exported=False)
+    window = options.window or WindowOptions()
+    _check_window(folder, window)
+    backend = TorchBackend(folder, options.device, options.torch_dtype, options.allow_pickle)
+    return LoadedModel(backend, tokenizer, window, None)
+
+
+def load_tokenizer(folder: Path, exported: bool):
+    from transformers import AutoTokenizer
+
+    if exported and not (folder / "tokenizer.json").is_file():
+        raise ModelFolderError(
+            f"{folder / 'tokenizer.json'}: missing; an exported model folder must hold its fast tokenizer"
+        )
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise ModelFolderError(f"{folder / 'tokenizer.json'}: missing; {folder} holds no tokenizer files")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True, local_files_only=True, trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001 - tokenizers raise a bare Exception on a corrupt tokenizer.json
+        raise ModelFolderError(f"{folder}: cannot load the tokenizer: {error}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelFolderError(f"{folder}: the tokenizer has no fast (Rust) version, which the engine's windowing needs")
+    return tokenizer
+
+
+def pad_token_id(tokenizer) -> int:
+    # Pad positions are masked out, so any id serves when a tokenizer defines no padding token.
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def _check_window(folder: Path, window: WindowOptions) -> None:
+    """Refuse windows longer than the model's position table before any question is read."""
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFolderError(f"{config_path}: missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFolderError(f"{config_path}: not valid JSON ({error})") from None
+    positions = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    if isinstance(positions, int) and window.max_length > positions:
+        raise ModelFolderError(
+            f"{config_path}: the model has {positions} positions, fewer than the window max_length {window.max_length}"
+        )
+
+
+__all__ = ["Backend", "DeviceError", "LoadedModel", "load_model", "load_tokenizer"]

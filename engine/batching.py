@@ -1,0 +1,112 @@
+"""Cut a stream of records into groups, and a group's windows into length-sorted batches under a token budget.
+
+The rule that makes results reproducible and resumable: records are taken in consecutive groups of `size`
+counted from the first record; batches never mix two groups; inside a group windows are sorted by length (stable)
+and packed greedily, so that a batch holds at most `max_windows` windows and at most `max_tokens` padded tokens
+(rows x its longest row). A batch's composition therefore depends only on its group and the options.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from .data import QAExample
+from .features import PaddedWindows, WindowOptions, Windows, make_windows
+
+Record = TypeVar("Record")
+
+
+def iter_groups(
+    records: Iterable[Record], size: int, convert: Callable[[Record, int], QAExample]
+) -> Iterator[list[QAExample]]:
+    """Yield consecutive groups of `size` converted records (the last one may be shorter), reading lazily.
+
+    `convert(record, index)` gets the record's position counted from the first record. When reading or converting
+    a record fails, the records before it in the same group are yielded first as a short group and the error is
+    raised after it, so no answerable record before a bad one is lost.
+    """
+    if size < 1:
+        raise ValueError(f"group size must be >= 1, got {size}")
+    group: list[QAExample] = []
+    try:
+        for index, record in enumerate(records):
+            group.append(convert(record, index))
+            if len(group) == size:
+                yield group
+                group = []
+    except Exception:
+        if group:
+            yield group
+        raise
+    if group:
+        yield group
+
+
+def pack_batches(lengths: np.ndarray, max_tokens: int, max_windows: int) -> list[np.ndarray]:
+    """Rows of each batch: windows sorted by length (stable, shortest first), then packed greedily.
+
+    A window longer than `max_tokens` on its own still gets a batch (of one): the budget bounds batching, it
+    never refuses input.
+    """
+    if max_tokens < 1 or max_windows < 1:
+        raise ValueError(f"max_tokens and max_windows must be >= 1, got {max_tokens}, {max_windows}")
+    order = np.argsort(lengths, kind="stable")
+    sorted_lengths = lengths[order].tolist()
+    batches = []
+    first = 0
+    for position, length in enumerate(sorted_lengths):
+        rows = position - first + 1
+        # Sorted ascending, so the window being added is the batch's longest.
+        if position > first and (rows > max_windows or rows * length > max_tokens):
+            batches.append(order[first:position])
+            first = position
+    if sorted_lengths:
+        batches.append(order[first:])
+    return batches
+
+
+@dataclass(frozen=True)
+class PreparedGroup:
+    """A group tokenized and cut into padded batches, ready for inference and decoding."""
+
+    examples: list[QAExample]
+    windows: PaddedWindows  # every window of the group in window order, padded to the group's longest
+    batches: list[tuple[np.ndarray, PaddedWindows]]  # (rows into `windows`, the batch padded to its own longest)
+    tokens: int  # real tokens over all batches
+    padded_tokens: int  # sum of rows x width over all batches
+    seconds: float  # time spent tokenizing and assembling
+
+
+def cut_batches(windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int) -> tuple[PaddedWindows, list]:
+    """Pad the group once, then slice each batch from it (cheaper than padding every batch from the flat arrays)."""
+    everything = windows.padded(np.arange(len(windows)), pad_token_id)
+    batches = []
+    for rows in pack_batches(windows.lengths, max_tokens, max_windows):
+        width = int(everything.lengths[rows].max())
+        batch = PaddedWindows(
+            input_ids=everything.input_ids[rows, :width],
+            attention_mask=everything.attention_mask[rows, :width],
+            token_type_ids=everything.token_type_ids[rows, :width],
+            offsets=everything.offsets[rows, :width],
+            lengths=everything.lengths[rows],
+            cls_index=everything.cls_index[rows],
+            example_index=everything.example_index[rows],
+        )
+        batches.append((rows, batch))
+    return everything, batches
+
+
+def prepare_group(
+    tokenizer, examples: list[QAExample], window: WindowOptions, pad_token_id: int, max_tokens: int, max_windows: int
+) -> PreparedGroup:
+    started = time.perf_counter()
+    windows = make_windows(tokenizer, examples, window)
+    everything, batches = cut_batches(windows, pad_token_id, max_tokens, max_windows)
+    tokens = int(windows.lengths.sum())
+    padded_tokens = sum(batch.input_ids.size for _, batch in batches)
+    return PreparedGroup(examples, everything, batches, tokens, padded_tokens, time.perf_counter() - started)

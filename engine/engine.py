@@ -1,0 +1,173 @@
+"""`QAEngine`: answer questions from contexts with an exported (ONNX Runtime) or PyTorch model, in a pipeline that
+tokenizes ahead in a background thread while the model runs."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, load_model, pad_token_id
+from .batching import PreparedGroup, iter_groups, prepare_group
+from .data import DataFormatError, QAExample
+from .decoder import decode_predictions
+from .model_files import Manifest, ModelFolderError, is_exported_model
+from .options import EngineOptions
+from .prefetch import Prefetcher
+from .results import Answer, EngineStats, answer_from_prediction
+
+DEFAULT_MODEL_NAME = "minilm-l6-squad-int8"
+
+Record = QAExample | Mapping[str, Any] | tuple[str, str]
+
+
+def default_model_dir() -> Path:
+    """The model shipped inside the package (engine/models/minilm-l6-squad-int8)."""
+    folder = Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME
+    if not is_exported_model(folder):
+        raise ModelFolderError(
+            f"{folder}: the default model is not installed in this copy of spanqa; pass a model folder instead "
+            "(a qa-export output or a transformers question-answering checkpoint)"
+        )
+    return folder
+
+
+class QAEngine:
+    """Extractive question answering over a model folder.
+
+    `model` is a qa-export folder (manifest.json: runs on ONNX Runtime), a transformers question-answering
+    checkpoint folder (runs on torch), or None for `default_model_dir()`. `device` overrides `options.device`.
+
+    One engine serves one thread at a time: `stats` is updated without locks. The tokenizer and the device buffers
+    are guarded, so interleaving `answer` calls with an open `answer_many` iterator is safe.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike | None = None, device: str = "auto", options: EngineOptions | None = None
+    ):
+        options = options or EngineOptions()
+        if device != "auto":
+            if options.device not in ("auto", device):
+                raise ValueError(f"device={device!r} contradicts options.device={options.device!r}")
+            options = replace(options, device=device)
+        self.options = options
+        self.model_dir = default_model_dir() if model is None else Path(model)
+        loaded = load_model(self.model_dir, options)
+        self.backend: Backend = loaded.backend
+        self.tokenizer = loaded.tokenizer
+        self.window_options = loaded.window
+        self.manifest: Manifest | None = loaded.manifest
+        self.stats = EngineStats()
+        self._pad_token_id = pad_token_id(self.tokenizer)
+        # The Rust tokenizer's settings are mutated by each call (truncation, stride): two threads must not overlap.
+        self._tokenizer_lock = threading.Lock()
+
+    def reset_stats(self) -> None:
+        self.stats = EngineStats()
+
+    def answer(self, question: str, context: str, id: str = "0") -> Answer:
+        example = to_example({"id": id, "question": question, "context": context}, 0)
+        return self._finish(self._prepare([example]))[0]
+
+    def answer_many(self, records: Iterable[Record]) -> Iterator[Answer]:
+        """Answers in input order, computed lazily: the iterable is read as answers are consumed, never all at once.
+
+        A record is a QAExample, a mapping with "question" and "context" (and "id"; without it the record's position
+        counted from the first record, as a string), or a (question, context) pair.
+
+        Batching rule (what resuming relies on): records are taken in consecutive groups of `options.lookahead`
+        counted from the first record given here; batches never mix two groups; inside a group, windows are sorted
+        by length (stable) and packed under `max_batch_tokens` / `max_batch_windows`. So for the same options an
+        example's answer depends only on its group, and a caller that resumes at a group boundary reproduces exactly
+        the same outputs. An example's windows are gathered back before decoding, whichever batches they ran in.
+        fp32 answers do not depend on batching at all; a dynamically quantized int8 graph quantizes activations per
+        tensor, i.e. per batch (padding included), so its answers can change with their batch mates, which the
+        group rule keeps reproducible (max_batch_windows=1 makes each answer depend on its own question only).
+
+        While one group is in the model, the next `options.prefetch` groups are tokenized in a background thread.
+        An error in a record or in the iterable is raised here after the answers to every record before it;
+        abandoning the iterator (break, close(), garbage collection) stops the thread.
+        """
+        groups = iter_groups(records, self.options.lookahead, to_example)
+        with Prefetcher(map(self._prepare, groups), self.options.prefetch) as prepared:
+            for group in prepared:
+                yield from self._finish(group)
+
+    def _prepare(self, examples: list[QAExample]) -> PreparedGroup:
+        with self._tokenizer_lock:
+            return prepare_group(
+                self.tokenizer, examples, self.window_options, self._pad_token_id,
+                self.options.max_batch_tokens, self.options.max_batch_windows,
+            )  # fmt: skip
+
+    def _finish(self, group: PreparedGroup) -> list[Answer]:
+        windows = group.windows
+        num_windows, width = windows.input_ids.shape
+        start_logits = np.zeros((num_windows, width), dtype=np.float32)
+        end_logits = np.zeros((num_windows, width), dtype=np.float32)
+        started = time.perf_counter()
+        for rows, batch in group.batches:
+            batch_start, batch_end = self.backend.run(batch)
+            expected = batch.input_ids.shape
+            if batch_start.shape != expected or batch_end.shape != expected:
+                raise RuntimeError(
+                    f"{self.backend.name} returned logits of shapes {batch_start.shape} and {batch_end.shape} "
+                    f"for a batch of shape {expected}"
+                )
+            start_logits[rows, : expected[1]] = batch_start
+            end_logits[rows, : expected[1]] = batch_end
+        inferred = time.perf_counter()
+        decode = self.options.decode
+        # Always decode the n-best list: Answer.score is the answer's probability among those candidates.
+        predictions = decode_predictions(
+            [example.context for example in group.examples], start_logits, end_logits, windows.offsets,
+            windows.lengths, windows.cls_index, windows.example_index, replace(decode, return_n_best=True),
+        )  # fmt: skip
+        with_null = decode.null_threshold is not None
+        answers = [
+            answer_from_prediction(example.id, prediction, with_null, decode.return_n_best)
+            for example, prediction in zip(group.examples, predictions, strict=True)
+        ]
+        finished = time.perf_counter()
+        stats = self.stats
+        stats.examples += len(group.examples)
+        stats.windows += num_windows
+        stats.batches += len(group.batches)
+        stats.tokens += group.tokens
+        stats.padded_tokens += group.padded_tokens
+        stats.tokenize_seconds += group.seconds
+        stats.infer_seconds += inferred - started
+        stats.decode_seconds += finished - inferred
+        return answers
+
+
+def to_example(record: Record, index: int) -> QAExample:
+    """A QAExample from any accepted record shape; `index` is its position, used as the id when it has none."""
+    if isinstance(record, QAExample):
+        return record
+    if isinstance(record, Mapping):
+        missing = [name for name in ("question", "context") if name not in record]
+        if missing:
+            raise DataFormatError(f"record {index}: missing field(s) {', '.join(map(repr, missing))}")
+        question, context = record["question"], record["context"]
+        record_id = record.get("id")
+        record_id = str(index) if record_id is None else str(record_id)
+    elif isinstance(record, (tuple, list)) and len(record) == 2:
+        (question, context), record_id = record, str(index)
+    else:
+        raise DataFormatError(
+            f"record {index}: expected a QAExample, a mapping with 'question' and 'context', or a (question, context) "
+            f"pair; got {type(record).__name__}"
+        )
+    for name, value in (("question", question), ("context", context)):
+        if not isinstance(value, str):
+            raise DataFormatError(
+                f"record {index} (id {record_id!r}): {name!r} must be a string, got {type(value).__name__}"
+            )
+    return QAExample(id=record_id, question=question, context=context)

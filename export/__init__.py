@@ -1,0 +1,1 @@
+"""Checkpoint -> optimized ONNX folder (`qa-export`)."""

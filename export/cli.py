@@ -1,0 +1,126 @@
+"""`qa-export CHECKPOINT --output DIR [--precision fp32|int8|fp16] ...`: a thin layer over `export_model`.
+
+Exit codes: 0 published; 1 the parity gate failed (nothing written) or an unexpected internal error;
+2 bad input (checkpoint, options, data, output path), each as one line on stderr naming the culprit.
+On success one JSON line on stdout summarises the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+from .options import MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
+
+PROGRAM = "qa-export"
+EXIT_PARITY_FAILED = 1
+EXIT_INTERNAL_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description="Export a transformers question-answering checkpoint to an optimized ONNX model folder "
+        "(model.onnx, config, tokenizer, manifest.json) for the spanqa engine, after checking it against PyTorch.",
+    )
+    parser.add_argument("checkpoint", help="a transformers QA model folder (safetensors weights) or a Hub name")
+    parser.add_argument("--output", required=True, help="folder to create (written atomically; refused if it exists)")
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="fp32; int8 (CPU: dynamic quantization, u8 activations, s8 per-channel weights); "
+        "fp16 (GPU; its parity gate needs onnxruntime-gpu) (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default: Optimum's choice)")
+    parser.add_argument(
+        "--validation", metavar="DATA",
+        help="SQuAD JSON/JSONL with answers for the parity gate (default: the built-in sample questions)",
+    )  # fmt: skip
+    parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's fusions (plain graph)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing qa-export folder at --output")
+    parser.add_argument("--force", action="store_true", help="publish even if parity fails (recorded as failed)")
+    parser.add_argument("--skip-parity", action="store_true", help="no parity gate; the manifest records parity: null")
+    parser.add_argument("--allow-pickle", action="store_true", help="accept pickle weights (*.bin/*.pt): runs code")
+    parser.add_argument("--max-length", type=int, default=384, help="window length (default: %(default)s)")
+    parser.add_argument("--stride", type=int, default=128, help="window overlap in tokens (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=32, help="parity-gate windows per batch (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="only errors on stderr")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        arguments = parser.parse_args(argv)
+    except SystemExit as exit_request:  # --help or a usage error (argparse printed it); return, never exit
+        return int(exit_request.code or 0)
+    _configure_logging(arguments.quiet)
+    # Imported here so that --help and usage errors do not pay for torch, transformers and onnxruntime.
+    from .run import ParityFailed, export_model
+
+    try:
+        options = ExportOptions(
+            checkpoint=arguments.checkpoint,
+            output=arguments.output,
+            precision=arguments.precision,
+            opset=arguments.opset,
+            validation=arguments.validation,
+            optimize=not arguments.no_optimize,
+            force=arguments.force,
+            skip_parity=arguments.skip_parity,
+            overwrite=arguments.overwrite,
+            allow_pickle=arguments.allow_pickle,
+            max_length=arguments.max_length,
+            stride=arguments.stride,
+            batch_size=arguments.batch_size,
+        )
+        result = export_model(options)
+    except ParityFailed as failure:
+        _say(str(failure))
+        print(json.dumps({"parity": asdict(failure.report)}), file=sys.stderr)
+        return EXIT_PARITY_FAILED
+    except ExportError as error:
+        _say(str(error))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("interrupted; nothing was written")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug or an unforeseen library failure: one line, not a traceback
+        logging.getLogger(PROGRAM).debug("internal error", exc_info=True)
+        _say(f"internal error ({type(error).__name__}): {error}; nothing was written")
+        return EXIT_INTERNAL_ERROR
+    manifest = result.manifest
+    print(json.dumps({
+        "output": str(result.output),
+        "precision": manifest.precision,
+        "model_bytes": result.model_bytes,
+        "input_names": list(manifest.input_names),
+        "fused_ops": {op: count for op, count in manifest.fused_ops.items() if count},
+        "parity": asdict(manifest.parity) if manifest.parity is not None else None,
+        "seconds": result.seconds,
+    }))  # fmt: skip
+    return 0
+
+
+def _say(message: str) -> None:
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
+
+
+def _configure_logging(quiet: bool) -> None:
+    level = logging.ERROR if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROGRAM}: %(message)s"))
+    package_logger = logging.getLogger("spanqa.export")
+    package_logger.handlers[:] = [handler]
+    package_logger.setLevel(level)
+    package_logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

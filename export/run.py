@@ -1,0 +1,190 @@
+"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 | fp16) -> parity gate -> published model folder.
+
+Nothing is written at the output path until the folder is complete: the model is built in a hidden staging folder
+beside the output (same filesystem, so the final rename is atomic), the manifest is written last, and only then is
+the staging folder renamed into place. A failure at any step (bad input, a failed parity gate, Ctrl-C) removes the
+staging and scratch folders and leaves the output path as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from importlib import metadata
+from pathlib import Path
+
+from spanqa.engine.data import QAExample
+from spanqa.engine.features import WindowOptions, Windows
+from spanqa.engine.model_files import MODEL_FILE, Manifest, ParityReport, WindowDefaults, write_manifest
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
+from .onnx_export import GraphSignature, export_plain_onnx, graph_signature
+from .optimize import check_fusions_kept, count_fused_ops, fuse_graph
+from .options import ExportError, ExportOptions
+from .parity import ValidationSet, load_validation, prepare_windows, run_parity
+from .publish import check_output, publish, staging_folder
+from .quantize import quantize_int8
+
+logger = logging.getLogger(__name__)
+
+EXPECTED_OUTPUTS = ("start_logits", "end_logits")
+_POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert")
+_VERSIONED_PACKAGES = ("spanqa", "transformers", "optimum", "optimum-onnx", "torch", "onnx", "onnxruntime")
+
+
+class ParityFailed(ExportError):
+    """The exported graph missed a parity threshold; nothing was published. CLI exit code 1."""
+
+    def __init__(self, report: ParityReport):
+        super().__init__(
+            f"parity gate failed on {report.validation} ({report.threshold}): agreement {report.agreement:.2f}%, "
+            f"F1 {report.f1:.2f} vs PyTorch {report.reference_f1:.2f}, max |logit diff| {report.max_abs_logit_diff:.4g}; "
+            "nothing was written (use --force to publish it anyway, marked as failed)"
+        )
+        self.report = report
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    output: Path
+    manifest: Manifest
+    model_bytes: int  # size of model.onnx
+    seconds: float
+
+
+def export_model(options: ExportOptions) -> ExportResult:
+    began = time.perf_counter()
+    output = Path(options.output).expanduser().absolute()
+    check_output(output, options.overwrite)
+    window_options = _window_options(options)
+    # Cheap refusals first, so a bad flag or data file fails in seconds rather than after the export.
+    if options.precision == "fp16" and not options.skip_parity and not fp16_parity_available():
+        raise ExportError(
+            f"--precision fp16: the parity gate needs ONNX Runtime's {PARITY_PROVIDER} (onnxruntime-gpu and a GPU), "
+            "and this onnxruntime has none. On the CPU provider ONNX Runtime folds fp16 weights back to fp32 and "
+            "computes in fp32, so it cannot measure fp16 accuracy. Export on a GPU machine, or pass --skip-parity "
+            "to write the model with parity: null"
+        )
+    validation = None if options.skip_parity else load_validation(options.validation)
+    checkpoint = load_checkpoint(options.checkpoint, options.allow_pickle)
+    _check_window_fits(checkpoint, window_options)
+    probe = validation.examples if validation is not None else [QAExample("probe", "Is this a question?", "Some text.")]
+    windows = prepare_windows(checkpoint.tokenizer, probe, window_options)
+
+    with staging_folder(output, "partial") as stage, staging_folder(output, "work") as work:
+        graph, signature, fused_ops = _build_graph(checkpoint, options, work)
+        shutil.copyfile(graph, stage / MODEL_FILE)
+        checkpoint.model.config.save_pretrained(stage)
+        checkpoint.tokenizer.save_pretrained(stage)
+        parity = _parity(checkpoint, stage / MODEL_FILE, options, validation, windows)
+        manifest = Manifest(
+            precision=options.precision,
+            opset=signature.opset,
+            model_type=checkpoint.family.model_type,
+            input_names=signature.input_names,
+            output_names=signature.output_names,
+            source_checkpoint=options.checkpoint,
+            source_sha256=checkpoint.sha256,
+            onnxruntime_version=_version("onnxruntime"),
+            fused_ops=fused_ops,
+            parity=parity,
+            window=WindowDefaults(window_options.max_length, window_options.stride, window_options.max_question_tokens),
+            versions={name: _version(name) for name in _VERSIONED_PACKAGES},
+        )
+        write_manifest(stage, manifest)  # last: a folder without it is not a finished export
+        model_bytes = (stage / MODEL_FILE).stat().st_size
+        publish(stage, output, options.overwrite)
+    return ExportResult(output, manifest, model_bytes, round(time.perf_counter() - began, 1))
+
+
+def _build_graph(
+    checkpoint: Checkpoint, options: ExportOptions, work: Path
+) -> tuple[Path, GraphSignature, dict[str, int]]:
+    """Plain export, then fusion (unless disabled), then the precision change; returns the final graph."""
+    config = checkpoint.model.config
+    graph = export_plain_onnx(checkpoint.model, work / "optimum", options.opset)
+    signature = graph_signature(graph)
+    if signature.output_names != EXPECTED_OUTPUTS:
+        raise ExportError(f"the exported graph's outputs are {signature.output_names}, expected {EXPECTED_OUTPUTS}")
+    inputs = ", ".join(signature.input_names)
+    logger.info("exported %s (opset %d, inputs %s)", checkpoint.family.model_type, signature.opset, inputs)
+    if options.optimize:
+        fused = work / "fused.onnx"
+        counts = fuse_graph(graph, fused, config, checkpoint.family)
+        logger.info("fused: %s", ", ".join(f"{op} {n}" for op, n in counts.items() if n) or "nothing")
+        graph = fused
+    else:
+        counts = count_fused_ops(_load(graph))
+    if options.precision == "int8":
+        quantized = work / "int8.onnx"
+        quantize_int8(graph, quantized)
+        after = count_fused_ops(_load(quantized))
+        check_fusions_kept(counts, after, "int8 quantization")
+        graph, counts = quantized, after
+    elif options.precision == "fp16":
+        halved = work / "fp16.onnx"
+        convert_fp16(graph, halved)
+        after = count_fused_ops(_load(halved))
+        check_fusions_kept(counts, after, "fp16 conversion")
+        graph, counts = halved, after
+    final_signature = graph_signature(graph)
+    if final_signature.input_names != signature.input_names or final_signature.output_names != signature.output_names:
+        raise ExportError(f"graph rewriting changed the model's inputs/outputs: {signature} -> {final_signature}")
+    return graph, final_signature, counts
+
+
+def _parity(
+    checkpoint: Checkpoint, graph: Path, options: ExportOptions, validation: ValidationSet | None, windows: Windows
+) -> ParityReport | None:
+    if validation is None:
+        logger.warning("parity gate skipped (--skip-parity): the manifest records parity: null")
+        return None
+    report = run_parity(
+        checkpoint.model, checkpoint.tokenizer, graph, options.precision, validation, windows,
+        options.batch_size, options.thresholds,
+    )  # fmt: skip
+    logger.info(
+        "parity on %s (%d questions, %d windows): agreement %.2f%%, F1 %.2f vs %.2f, max |logit diff| %.3g -> %s",
+        report.validation, report.examples, report.windows, report.agreement, report.f1, report.reference_f1,
+        report.max_abs_logit_diff, "pass" if report.passed else "FAIL",
+    )  # fmt: skip
+    if report.passed:
+        return report
+    if not options.force:
+        raise ParityFailed(report)
+    logger.warning("publishing despite the failed parity gate (--force): recorded as passed=false, forced=true")
+    return replace(report, forced=True)
+
+
+def _window_options(options: ExportOptions) -> WindowOptions:
+    try:
+        return WindowOptions(options.max_length, options.stride, options.max_question_tokens)
+    except ValueError as error:
+        raise ExportError(f"window options: {error}") from None
+
+
+def _check_window_fits(checkpoint: Checkpoint, window_options: WindowOptions) -> None:
+    config = checkpoint.model.config
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is not None and config.model_type in _POSITIONS_AFTER_PADDING:
+        positions -= config.pad_token_id + 1  # RoBERTa numbers positions from padding_idx + 1
+    if positions is not None and window_options.max_length > positions:
+        raise ExportError(
+            f"--max-length {window_options.max_length} exceeds the {positions} positions of {checkpoint.source}"
+        )
+
+
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(path)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"

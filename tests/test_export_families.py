@@ -1,0 +1,110 @@
+"""Each supported family exports, fuses what ORT's optimizer fuses for it, quantizes keeping those fusions, and
+matches PyTorch; a BERT-family graph whose attention does not fuse fails loudly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import onnxruntime
+import pytest
+from test_export_support import save_tiny_checkpoint, write_validation
+
+from spanqa.engine.model_files import MODEL_FILE, read_manifest
+from spanqa.export.families import FAMILIES
+from spanqa.export.onnx_export import export_plain_onnx
+from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
+from spanqa.export.options import ExportError, ExportOptions
+from spanqa.export.quantize import quantize_int8
+from spanqa.export.run import export_model
+
+LAYERS = 3
+# (graph inputs, Attention nodes, EmbedLayerNormalization nodes), as ONNX Runtime 1.32 fuses them.
+EXPECTED = {
+    "distilbert": (("input_ids", "attention_mask"), LAYERS, 1),
+    # RoBERTa computes position ids from the input ids (cumsum past padding), a pattern ORT's embedding fusion
+    # does not match: its embeddings stay Gather + LayerNormalization, and are quantized as Gathers.
+    "roberta": (("input_ids", "attention_mask"), LAYERS, 0),
+    "xlm-roberta": (("input_ids", "attention_mask"), LAYERS, 0),
+    "electra": (("input_ids", "attention_mask", "token_type_ids"), LAYERS, 1),
+    # ALBERT runs one shared layer LAYERS times; ORT fuses only some of the repeats (not enforced, recorded).
+    "albert": (("input_ids", "attention_mask", "token_type_ids"), LAYERS - 1, 0),
+}
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory) -> str:
+    return str(write_validation(tmp_path_factory.mktemp("validation") / "questions.jsonl"))
+
+
+@pytest.mark.parametrize("model_type", sorted(EXPECTED))
+def test_family_exports_fuses_quantizes_and_matches_pytorch(model_type, tokenizer, validation, tmp_path):
+    inputs, attention, embed_layer_norm = EXPECTED[model_type]
+    checkpoint = save_tiny_checkpoint(tmp_path / "checkpoint", model_type, tokenizer, layers=LAYERS)
+    result = export_model(ExportOptions(str(checkpoint), str(tmp_path / "fp32"), validation=validation))
+    manifest = read_manifest(result.output)
+    assert manifest.model_type == model_type
+    assert manifest.input_names == inputs  # the graph's real inputs (optimum#1500, #2062)
+    assert manifest.fused_ops["Attention"] == attention
+    assert manifest.fused_ops["EmbedLayerNormalization"] == embed_layer_norm
+    assert manifest.fused_ops["SkipLayerNormalization"] == 2 * LAYERS
+    assert manifest.parity.passed and manifest.parity.agreement == 100.0
+    assert manifest.parity.max_abs_logit_diff < 1e-4
+    assert FAMILIES[model_type].attention_in_every_layer == (attention == LAYERS)
+
+    # int8 of the fused graph keeps every fusion and quantizes the embeddings (size), and runs.
+    fused = result.output / MODEL_FILE
+    quantized = tmp_path / "int8.onnx"
+    quantize_int8(fused, quantized)
+    before, after = manifest.fused_ops, count_fused_ops(onnx.load(quantized))
+    check_fusions_kept(before, after, "int8")
+    assert after["QAttention"] == attention
+    assert quantized.stat().st_size <= 0.30 * fused.stat().st_size
+    session = onnxruntime.InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
+    assert [value.name for value in session.get_inputs()] == list(inputs)
+
+
+@pytest.fixture(scope="module")
+def plain_bert_graph(tmp_path_factory, tokenizer) -> tuple[Path, object]:
+    from transformers import AutoModelForQuestionAnswering
+
+    folder = tmp_path_factory.mktemp("fusion")
+    checkpoint = save_tiny_checkpoint(folder / "checkpoint", "bert", tokenizer)
+    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint).eval()
+    return export_plain_onnx(model, folder / "plain", opset=None), model.config
+
+
+def test_unfused_attention_fails_loudly_for_bert(plain_bert_graph, tmp_path, monkeypatch):
+    from onnxruntime.transformers import fusion_options
+
+    class AttentionFusionOff(fusion_options.FusionOptions):  # what a silently failing fusion looks like
+        def __init__(self, model_type):
+            super().__init__(model_type)
+            self.enable_attention = False
+
+    graph, config = plain_bert_graph
+    monkeypatch.setattr(fusion_options, "FusionOptions", AttentionFusionOff)
+    with pytest.raises(ExportError, match=r"attention fusion failed: 0 of 2 .* 'bert'"):
+        fuse_graph(graph, tmp_path / "fused.onnx", config, FAMILIES["bert"])
+    # A family where partial fusion is expected records it instead.
+    counts = fuse_graph(graph, tmp_path / "fused.onnx", config, FAMILIES["albert"])
+    assert counts["Attention"] == 0 and counts["SkipLayerNormalization"] == 4
+
+
+def test_fusion_works_at_the_lowest_supported_opset(tokenizer, validation, tmp_path):
+    # Opset 14 has no LayerNormalization op, so the exporter decomposes it and the optimizer must rebuild it.
+    checkpoint = save_tiny_checkpoint(tmp_path / "checkpoint", "bert", tokenizer)
+    options = ExportOptions(str(checkpoint), str(tmp_path / "out"), opset=14, validation=validation)
+    manifest = read_manifest(export_model(options).output)
+    assert manifest.opset == 14
+    assert manifest.fused_ops["Attention"] == 2 and manifest.fused_ops["SkipLayerNormalization"] == 4
+    assert manifest.parity.passed
+
+
+def test_roberta_window_must_fit_positions_after_the_padding_offset(tokenizer, tmp_path):
+    # 514 position embeddings numbered from padding_idx + 1 (the BERT vocabulary pads with id 0): 513 usable.
+    checkpoint = save_tiny_checkpoint(tmp_path / "checkpoint", "roberta", tokenizer, layers=1)
+    options = ExportOptions(str(checkpoint), str(tmp_path / "out"), max_length=514, skip_parity=True)
+    with pytest.raises(ExportError, match="--max-length 514 exceeds the 513 positions"):
+        export_model(options)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,341 @@
+"""Fuzzing qa-answer's input: hypothesis-generated malformed JSONL lines mixed with valid ones, adversarial unicode,
+and a 1 MB context.
+
+Every generated line is built together with what the reader must make of it (a record with these fields, a bad line
+whose reason says this, or a blank line), so the checks are exact: no crash, every bad line reported with its number,
+every good line read back unchanged and answered once. The default suite reads about 2,000 malformed lines through
+the reader (hypothesis draws differ per run; at least 1,000 is checked); `-m slow` reads 10,000 or more (checked).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spanqa.engine.answer_cli import main
+from spanqa.engine.answer_file import AnswerFileOptions, answer_file
+from spanqa.engine.jsonl_records import InputRecord, LineError, read_records
+
+MAX_LINE_BYTES = 2048  # the reader's limit in these tests, so that "too long" is cheap to hit
+
+# Characters that break naive text handling: combining marks, right-to-left text and controls, zero-width characters,
+# NUL and other controls, emoji (astral, ZWJ sequences, flags, skin tones), CJK, line separators JSON leaves raw.
+ADVERSARIAL = (
+    "e\u0301 a\u0308 \u20dd \u05e9\u05dc\u05d5\u05dd \u0645\u0631\u062d\u0628\u0627 \u202e\u200f\u202c \u200b\u200c"
+    "\u200d\ufeff \x00\x01\x1f\x7f \U0001f600 \U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f1fa\U0001f1f8 "
+    "\U0001f44d\U0001f3fd \u4e2d\u6587\u5b57 \u3042\u3044 \ud55c\uae00 \u2028\u2029\u0085 \t\r"
+)
+TEXT = st.text(alphabet=st.sampled_from(sorted(set(ADVERSARIAL)) + list("abc xyz.?19")), max_size=40)
+BLANKS = st.sampled_from(["", " ", "\t", "  \t ", "\r", "\u3000"])
+
+
+@dataclass(frozen=True)
+class Line:
+    raw: bytes  # without the newline
+    kind: str  # "valid", "blank" or the kind of damage
+    id: str | None = None  # valid lines
+    fields: tuple[str, str] | None = None  # valid lines: question, context
+
+
+# reason phrase each kind of damage must produce
+REASONS = {
+    "truncated": "invalid JSON",
+    "not an object": "expected a JSON object",
+    "missing field": "missing field",
+    "wrong type": "must be a string",
+    "empty field": "is empty",
+    "invalid UTF-8": "invalid UTF-8",
+    "lone surrogate": "surrogate pair",
+    "not a number": "invalid JSON",
+    "repeated key": "appears twice",
+    "duplicate id": "duplicate id",
+    "garbage": "invalid",
+    "bad answers": 'field "answers"',
+    "too long": "line longer than",
+}
+
+
+def _record(draw, index: int) -> dict:
+    record = {"id": f"{index}:{draw(TEXT)}", "question": "Q" + draw(TEXT), "context": "C" + draw(TEXT)}
+    if draw(st.booleans()):
+        record["title"] = draw(TEXT)
+    if draw(st.booleans()):
+        record["answers"] = draw(st.sampled_from([[], ["C"], [{"text": "C", "answer_start": 0}], {"text": ["C"], "answer_start": [0]}]))
+    if draw(st.booleans()):  # fields in another order
+        record = dict(reversed(list(record.items())))
+    return record
+
+
+def _dump(draw, value: object) -> bytes:
+    # ensure_ascii escapes astral characters as surrogate pairs (\ud83d\ude00): valid JSON the reader must join
+    return json.dumps(value, ensure_ascii=draw(st.booleans())).encode("utf-8")
+
+
+@st.composite
+def lines(draw, count: int) -> list[Line]:
+    result: list[Line] = []
+    valid_ids: list[str] = []
+    for index in range(count):
+        kind = draw(st.sampled_from(["valid"] * 11 + ["blank"] + list(REASONS)))
+        if kind == "duplicate id" and not valid_ids:
+            kind = "valid"
+        record = _record(draw, index)
+        raw = _dump(draw, record)
+        if kind == "valid":
+            valid_ids.append(record["id"])
+            result.append(Line(raw, kind, record["id"], (record["question"], record["context"])))
+            continue
+        if kind == "blank":
+            raw = draw(BLANKS).encode("utf-8")
+        elif kind == "truncated":  # cut between characters: a cut inside one would be invalid UTF-8 instead
+            text = raw.decode("utf-8")
+            raw = text[: draw(st.integers(1, len(text) - 1))].encode("utf-8")
+        elif kind == "not an object":
+            raw = _dump(draw, draw(st.one_of(st.lists(TEXT, max_size=3), st.integers(), TEXT, st.none(), st.booleans())))
+        elif kind == "missing field":
+            del record[draw(st.sampled_from(["id", "question", "context"]))]
+            raw = _dump(draw, record)
+        elif kind == "wrong type":
+            record[draw(st.sampled_from(["id", "question", "context"]))] = draw(
+                st.sampled_from([0, 1.5, None, True, [], ["text"], {"text": "x"}])
+            )
+            raw = _dump(draw, record)
+        elif kind == "empty field":
+            record[draw(st.sampled_from(["id", "question", "context"]))] = draw(BLANKS)
+            raw = _dump(draw, record)
+        elif kind == "invalid UTF-8":
+            cut = raw.index(b'"context"') + len(b'"context": "')
+            raw = raw[:cut] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"\x80"])) + raw[cut:]
+        elif kind == "lone surrogate":
+            cut = raw.index(b'"question"') + len(b'"question": "')
+            raw = raw[:cut] + draw(st.sampled_from([b"\\ud800", b"\\udfff", b"\\uDBFF x", b"\\ude00\\ud83d"])) + raw[cut:]
+        elif kind == "not a number":
+            raw = raw[:-1] + b', "score": ' + draw(st.sampled_from([b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-2e400"])) + b"}"
+        elif kind == "repeated key":
+            raw = b'{"id": "x%d", ' % index + raw[1:]
+        elif kind == "duplicate id":
+            record["id"] = draw(st.sampled_from(valid_ids))
+            raw = _dump(draw, record)
+        elif kind == "garbage":
+            raw = draw(st.sampled_from([b"\x00", b"\xfe", b"}"])) + draw(st.binary(max_size=30)).replace(b"\n", b"")
+        elif kind == "bad answers":
+            record["answers"] = draw(st.sampled_from([5, "C", [{"start": 0}], [1], {"text": "C"}, {"text": [1]}, None]))
+            raw = _dump(draw, record)
+        elif kind == "too long":
+            raw = raw[:-1] + b', "padding": "' + b"x" * MAX_LINE_BYTES + b'"}'
+        result.append(Line(raw, kind))
+    return result
+
+
+def _file_bytes(generated: list[Line], final_newline: bool = True) -> bytes:
+    data = b"\n".join(line.raw for line in generated)
+    return data + b"\n" if final_newline else data
+
+
+def check_reader(generated: list[Line], final_newline: bool) -> int:
+    """Read the generated file; check every line's fate. Returns the number of malformed lines."""
+    results = list(read_records(io.BytesIO(_file_bytes(generated, final_newline)), max_line_bytes=MAX_LINE_BYTES))
+    errors = {result.line: result for result in results if isinstance(result, LineError)}
+    records = [result for result in results if isinstance(result, InputRecord)]
+    expected_bad = {number: line for number, line in enumerate(generated, 1) if line.kind not in ("valid", "blank")}
+    assert sorted(errors) == sorted(expected_bad)  # every bad line reported, with its number; nothing else
+    for number, line in expected_bad.items():
+        assert REASONS[line.kind] in errors[number].reason, (line, errors[number])
+    valid = [(number, line) for number, line in enumerate(generated, 1) if line.kind == "valid"]
+    assert [(record.line, record.id, record.question, record.context) for record in records] == [
+        (number, line.id, *line.fields) for number, line in valid
+    ]  # every good line, in order, its text exactly as written (unicode untouched)
+    for record in records:  # and each can be written back out as JSON (what the output line needs)
+        json.dumps(record.passthrough, ensure_ascii=False).encode("utf-8")
+    return len(expected_bad)
+
+
+MALFORMED_SEEN: dict[str, int] = {"default": 0, "slow": 0}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(generated=lines(count=50), final_newline=st.booleans())
+def test_reader_reports_every_bad_line_and_reads_every_good_one(generated, final_newline):
+    MALFORMED_SEEN["default"] += check_reader(generated, final_newline)
+
+
+def test_default_fuzzing_covered_thousands_of_malformed_lines():
+    # Runs after the fuzz test above (file order); a guard that the generator keeps producing bad lines.
+    if MALFORMED_SEEN["default"] == 0:
+        pytest.skip("run together with the fuzz test above")
+    print(f"\nmalformed lines read by the default fuzz test: {MALFORMED_SEEN['default']}")
+    assert MALFORMED_SEEN["default"] >= 1000
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(generated=lines(count=60), final_newline=st.booleans())
+def test_reader_fuzz_ten_thousand_malformed_lines(generated, final_newline):
+    MALFORMED_SEEN["slow"] += check_reader(generated, final_newline)
+
+
+@pytest.mark.slow
+def test_slow_fuzzing_covered_ten_thousand_malformed_lines():
+    if MALFORMED_SEEN["slow"] == 0:
+        pytest.skip("run together with the fuzz test above")
+    print(f"\nmalformed lines read by the slow fuzz test: {MALFORMED_SEEN['slow']}")
+    assert MALFORMED_SEEN["slow"] >= 10_000
+
+
+# --- through answer_file and qa-answer ------------------------------------------------------------------------
+
+
+class FirstCharacterEngine:
+    """A stand-in engine: answers each question with its context's first character, in order."""
+
+    options = SimpleNamespace(lookahead=5)
+    stats = None
+
+    def answer_many(self, examples):
+        for example in examples:
+            yield SimpleNamespace(
+                id=example.id,
+                answer=example.context[:1],
+                to_dict=lambda example=example: {"id": example.id, "answer": example.context[:1], "start": 0, "end": 1},
+            )
+
+
+def _check_answered(generated: list[Line], output: Path, errors: Path) -> None:
+    written = [json.loads(line) for line in output.read_bytes().splitlines()]
+    valid = [line for line in generated if line.kind == "valid"]
+    assert [entry["id"] for entry in written] == [line.id for line in valid]  # each good line answered, once, in order
+    reported = [json.loads(line)["line"] for line in errors.read_bytes().splitlines()] if errors.exists() else []
+    assert reported == [number for number, line in enumerate(generated, 1) if line.kind not in ("valid", "blank")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(generated=lines(count=40))
+def test_answer_file_answers_every_good_line_and_lists_every_bad_one(generated, tmp_path_factory):
+    generated = [line for line in generated if line.kind != "too long"]  # answer_file keeps the 64 MB default limit
+    folder = tmp_path_factory.mktemp("fuzz")
+    source = folder / "in.jsonl"
+    source.write_bytes(_file_bytes(generated))
+    answer_file(FirstCharacterEngine(), source, folder / "out.jsonl", AnswerFileOptions())
+    _check_answered(generated, folder / "out.jsonl", folder / "out.jsonl.errors.jsonl")
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(generated=lines(count=60))
+def test_qa_answer_on_a_real_model_survives_adversarial_lines(generated, tiny_model, tmp_path_factory):
+    generated = [line for line in generated if line.kind != "too long"]
+    folder = tmp_path_factory.mktemp("fuzz-cli")
+    source = folder / "in.jsonl"
+    source.write_bytes(_file_bytes(generated))
+    assert main([str(source), "-o", str(folder / "out.jsonl"), "--model", str(tiny_model), "--quiet"]) == 0
+    _check_answered(generated, folder / "out.jsonl", folder / "out.jsonl.errors.jsonl")
+    contexts = {line.id: line.fields[1] for line in generated if line.kind == "valid"}
+    for entry in map(json.loads, (folder / "out.jsonl").read_bytes().splitlines()):
+        context = contexts[entry["id"]]
+        assert entry["answer"] == context[entry["start"] : entry["end"]]  # offsets index the text as given
+
+
+ADVERSARIAL_CASES = {
+    "combining marks": ("Who wrote it?", "Cafe\u0301 owner Zoe\u0308 wrote it in Ma\u0301laga in 1901."),
+    "right to left": ("\u05de\u05d9?", "\u05e9\u05dc\u05d5\u05dd \u202eevil.exe\u202c \u0645\u0631\u062d\u0628\u0627 1901"),
+    "zero width": ("When\u200b?", "It\u200b opened\u200c in\u200d 19\ufeff01 with\u2060out fuss."),
+    "NUL and controls": ("When?\x00", "It opened\x00 in \x01 1901\x7f."),
+    "emoji": ("Which?", "The \U0001f468\u200d\U0001f469\u200d\U0001f467 family and \U0001f1fa\U0001f1f8 flag \U0001f44d\U0001f3fd."),
+    "CJK": ("\u4f55\u6642?", "\u5317\u4eac\u5927\u5b66\u662f1898\u5e74\u521b\u529e\u7684\u3002\u3042\u3044\u3046 \ud55c\uae00"),
+    "only marks": ("?", "\u0301\u0308\u20dd\u0301"),
+}
+
+
+@pytest.mark.parametrize("case", list(ADVERSARIAL_CASES))
+def test_adversarial_unicode_is_answered_with_offsets_into_the_text(case, tiny_model, tmp_path, capsys):
+    question, context = ADVERSARIAL_CASES[case]
+    source = tmp_path / "in.jsonl"
+    escaped = json.dumps({"id": case, "question": question, "context": context})  # surrogate-pair escapes for emoji
+    raw = json.dumps({"id": case + " raw", "question": question, "context": context}, ensure_ascii=False)
+    source.write_text(escaped + "\n" + raw + "\n", encoding="utf-8")
+    assert main([str(source), "-o", str(tmp_path / "out.jsonl"), "--model", str(tiny_model), "--quiet"]) == 0
+    answers = [json.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert [answer["id"] for answer in answers] == [case, case + " raw"]
+    for answer in answers:
+        assert 0 <= answer["start"] <= answer["end"] <= len(context)
+        assert answer["answer"] == context[answer["start"] : answer["end"]]
+    assert answers[0]["start"] == answers[1]["start"] and answers[0]["end"] == answers[1]["end"]
+    assert not (tmp_path / "out.jsonl.errors.jsonl").exists()
+
+
+# --- a 1 MB context -------------------------------------------------------------------------------------------
+
+# Peak RSS growth allowed while answering a 1 MB context. Measured (RELIABILITY.md): 159 MB, and 40 / 318 MB for
+# 0.25 / 2 MB, linear in the context; nearly all of it is the tokenizer call that cuts the windows (make_windows alone
+# peaks at 158 MB), while the windows' own arrays take 5 MB. The bound catches anything worse than that line.
+MEMORY_BOUND_MB = 250
+
+
+MEMORY_PROBE = r"""
+import json, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from spanqa.engine.engine import QAEngine
+
+def rss_mb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+
+model, megabytes = sys.argv[1], float(sys.argv[2])
+engine = QAEngine(model, device="cpu")
+engine.answer("Warm up?", "A short context, so that lazy imports and compilation happen before measuring.")
+sentence = "The harbour crane lifted crates of tea while the clerks counted them twice. "
+context = (sentence * int(megabytes * 2**20 / len(sentence) + 1))[: int(megabytes * 2**20)]
+context = context[: len(context) // 2] + "The secret vault code is 7319. " + context[len(context) // 2 :]
+Path("/proc/self/clear_refs").write_text("5")  # resets the peak RSS (VmHWM) to the current RSS
+baseline = rss_mb("VmRSS")
+started = time.perf_counter()
+answer = engine.answer("What is the secret vault code?", context)
+seconds = time.perf_counter() - started
+print(json.dumps({"baseline_mb": baseline, "peak_mb": rss_mb("VmHWM"), "windows": engine.stats.windows - 1,
+                  "seconds": seconds, "answer": answer.answer, "start": answer.start, "end": answer.end,
+                  "matches": context[answer.start:answer.end] == answer.answer, "context_chars": len(context)}))
+"""
+
+
+def measure_long_context(model: Path, megabytes: float) -> dict:
+    finished = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(model), str(megabytes)], capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"),
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="peak RSS reset needs Linux /proc")
+def test_one_megabyte_context_is_answered_through_its_windows_in_bounded_memory(tiny_model):
+    result = measure_long_context(tiny_model, 1.0)
+    assert result["context_chars"] > 2**20 and result["matches"]
+    assert result["windows"] > 500  # answered through its windows, all of them
+    growth = result["peak_mb"] - result["baseline_mb"]
+    print(f"\n1 MB context: {result['windows']} windows, peak RSS growth {growth:.0f} MB, {result['seconds']:.1f} s")
+    assert growth < MEMORY_BOUND_MB
+
+
+
+TRAINED_EXPORT = Path("/work/runs/export/minilm-fp32")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (TRAINED_EXPORT / "manifest.json").is_file(), reason="the trained export is machine-local")
+def test_trained_model_finds_a_fact_in_the_middle_of_a_megabyte():
+    result = measure_long_context(TRAINED_EXPORT, 1.0)
+    print(f"\ntrained model, 1 MB: {result}")
+    assert result["answer"] == "7319"
+    assert result["peak_mb"] - result["baseline_mb"] < MEMORY_BOUND_MB
