@@ -23,6 +23,7 @@ from spanqa.engine.answer_file import (
     answer_file,
     check_targets,
 )
+from spanqa.engine.cli_support import parse_arguments, print_error
 from spanqa.engine.decoder import DecodeOptions
 from spanqa.engine.options import DEVICES, EngineOptions, SessionOptions
 
@@ -135,10 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        arguments = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help or a usage error; return its code rather than exit
-        return int(exit_request.code or 0)
+    arguments = parse_arguments(parser, argv)
+    if isinstance(arguments, int):
+        return arguments
     usage_problem = _usage_problem(arguments)
     if usage_problem:
         parser.print_usage(sys.stderr)
@@ -298,9 +298,7 @@ def _positive_int(text: str) -> int:
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    # Some wrapped errors (onnxruntime, transformers) span lines; the contract is one line.
-    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
+    print_error(PROGRAM, message)
     return code
 
 

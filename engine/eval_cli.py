@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from spanqa.engine.cli_support import parse_arguments, print_error
 from spanqa.engine.data import DataFormatError
 from spanqa.engine.scoring import PredictionsError, ScoringError, evaluate_files
 
@@ -57,10 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        arguments = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help or a usage error; return its code rather than exit
-        return int(exit_request.code or 0)
+    arguments = parse_arguments(parser, argv)
+    if isinstance(arguments, int):
+        return arguments
     try:
         result = evaluate_files(arguments.data, arguments.predictions, arguments.na_probs, split=arguments.split)
     except (DataFormatError, PredictionsError, ScoringError) as error:
@@ -81,9 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str) -> int:
-    # Some wrapped errors (e.g. from the datasets library) span lines; the contract is one line.
-    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
+    print_error(PROGRAM, message)
     return EXIT_BAD_INPUT
 
 

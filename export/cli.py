@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from spanqa.engine.cli_support import parse_arguments, print_error
+
 from .options import MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 
 PROGRAM = "qa-export"
@@ -55,10 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        arguments = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help or a usage error (argparse printed it); return, never exit
-        return int(exit_request.code or 0)
+    arguments = parse_arguments(parser, argv)
+    if isinstance(arguments, int):
+        return arguments
     _configure_logging(arguments.quiet)
     # Imported here so that --help and usage errors do not pay for torch, transformers and onnxruntime.
     from .run import ParityFailed, export_model
@@ -81,18 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         result = export_model(options)
     except ParityFailed as failure:
-        _say(str(failure))
+        print_error(PROGRAM, str(failure))
         print(json.dumps({"parity": asdict(failure.report)}), file=sys.stderr)
         return EXIT_PARITY_FAILED
     except ExportError as error:
-        _say(str(error))
+        print_error(PROGRAM, str(error))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        _say("interrupted; nothing was written")
+        print_error(PROGRAM, "interrupted; nothing was written")
         return EXIT_INTERRUPTED
     except Exception as error:  # a bug or an unforeseen library failure: one line, not a traceback
         logging.getLogger(PROGRAM).debug("internal error", exc_info=True)
-        _say(f"internal error ({type(error).__name__}): {error}; nothing was written")
+        print_error(PROGRAM, f"internal error ({type(error).__name__}): {error}; nothing was written")
         return EXIT_INTERNAL_ERROR
     manifest = result.manifest
     print(json.dumps({
@@ -105,11 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": result.seconds,
     }))  # fmt: skip
     return 0
-
-
-def _say(message: str) -> None:
-    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
 
 
 def _configure_logging(quiet: bool) -> None:

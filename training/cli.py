@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from spanqa.engine.cli_support import parse_arguments, print_error
 from spanqa.engine.data import DataFormatError
 
 from .options import PRECISIONS, TrainingInputError, TrainOptions
@@ -107,10 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    try:
-        arguments = parser.parse_args(argv)
-    except SystemExit as exit_request:  # --help or a usage error; return its code rather than exit
-        return int(exit_request.code or 0)
+    arguments = parse_arguments(parser, argv)
+    if isinstance(arguments, int):
+        return arguments
     _configure_logging()
     try:
         options = TrainOptions(**vars(arguments))
@@ -141,9 +141,7 @@ def _configure_logging() -> None:
 
 
 def _fail(message: str) -> int:
-    # Wrapped library errors (transformers, datasets) can span lines; the contract is one line.
-    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
-    print(f"{PROGRAM}: error: {one_line}", file=sys.stderr)
+    print_error(PROGRAM, message)
     return EXIT_BAD_INPUT
 
 
