@@ -212,7 +212,9 @@ def answer_file(
         if options.resume and targets.output is not None and targets.output.exists():
             existing = _check_existing_output(targets.output, feed, lookahead, scorer)
         errors.commit()
-        writer = stack.enter_context(_LineWriter.open(targets.output, existing))
+        writer = stack.enter_context(
+            LineWriter.open(targets.output, existing.progress.complete_bytes if existing else None)
+        )
         replay = existing.replay if existing else []
 
         answered = mismatches = 0
@@ -409,9 +411,9 @@ def _parse_output_line(raw: bytes, where: str) -> dict[str, Any]:
 # --- output -----------------------------------------------------------------------------------------------------
 
 
-class _LineWriter:
+class LineWriter:
     """Writes whole lines, one write each, straight to the file; on a failed write, cuts the file back to its last
-    complete line so that a half-written line never stays behind."""
+    complete line so that a half-written line never stays behind. Shared by `answer_file` and the Ray driver."""
 
     def __init__(self, handle: BinaryIO, name: str, size: int | None, owns_handle: bool = True) -> None:
         self._handle = handle
@@ -421,20 +423,20 @@ class _LineWriter:
         self.lines = 0
 
     @classmethod
-    def open(cls, path: Path | None, existing: _ExistingOutput | None) -> _LineWriter:
+    def open(cls, path: Path | None, keep_bytes: int | None) -> LineWriter:
+        """`path` None is stdout; `keep_bytes` (resume) is how much of the existing file holds complete lines."""
         if path is None:
             return cls(sys.stdout.buffer, "<stdout>", None, owns_handle=False)
         try:
-            if existing is not None:
+            if keep_bytes is not None:
                 handle = open(path, "r+b", buffering=0)
-                handle.truncate(existing.progress.complete_bytes)  # drops the torn last line
-                handle.seek(existing.progress.complete_bytes)
+                handle.truncate(keep_bytes)  # drops the torn last line
+                handle.seek(keep_bytes)
             else:
                 handle = open(path, "wb", buffering=0)
         except OSError as error:
             raise AnswerFileError(f"{path}: cannot be written ({error_reason(error)})") from None
-        size = existing.progress.complete_bytes if existing else 0
-        return cls(handle, str(path), size if path.is_file() else None)
+        return cls(handle, str(path), (keep_bytes or 0) if path.is_file() else None)
 
     def write(self, line: bytes) -> None:
         try:
@@ -463,10 +465,13 @@ class _LineWriter:
         except OSError:
             pass  # the torn line stays; a resume drops it
 
-    def __enter__(self) -> _LineWriter:
+    def __enter__(self) -> LineWriter:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         if self._owns_handle:
             self._handle.close()
 

@@ -37,8 +37,10 @@ from typing import Any, BinaryIO
 from spanqa.engine.answer_file import (
     AnswerFileError,
     AnswerFileOptions,
+    LineWriter,
     OutputWriteError,
     check_targets,
+    error_reason,
     output_line,
 )
 from spanqa.engine.jsonl_records import LineError, parse_line
@@ -352,69 +354,34 @@ def _split_lines(blob: bytes) -> list[bytes]:
 
 
 class _OutputLines:
-    """Writes whole lines, one write each, straight to the file (as `answer_file` does): a crash leaves complete
-    lines and at most one torn last line, and a failed write is cut back to the last complete line.
-
-    The file is opened at the first line (or by `finish`), so a run that fails before answering anything (an actor
-    that cannot load the model) leaves an existing output as it was and creates none."""
+    """`answer_file`'s LineWriter, opened at the first line (or by `finish`), so a run that fails before answering
+    anything (an actor that cannot load the model) leaves an existing output as it was and creates none."""
 
     def __init__(self, path: Path | None, plan: Plan) -> None:
         self._path = path
         self._keep = plan.existing.complete_bytes if plan.existing else None  # resume: bytes of complete lines
-        self._handle: BinaryIO | None = None
-        self._name = "<stdout>" if path is None else str(path)
-        self._size: int | None = None  # None: a stream that cannot be cut back (stdout, a pipe, a device)
-        self.lines = 0
+        self._writer: LineWriter | None = None
+
+    @property
+    def lines(self) -> int:
+        return self._writer.lines if self._writer is not None else 0
 
     def write(self, line: bytes) -> None:
-        handle = self._handle or self._open()
-        try:
-            view = memoryview(line)
-            while view:  # a raw write may take part of the buffer (a filling disk); the rest follows
-                view = view[handle.write(view) :]
-            handle.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as error:
-            if self._size is not None:
-                try:
-                    handle.truncate(self._size)
-                except OSError:
-                    pass  # the torn line stays; a resume drops it
-            raise OutputWriteError(
-                f"{self._name}: cannot be written ({_reason(error)}); it holds {self.lines} complete lines from this "
-                "run" + (" and can be finished with --resume" if self._size is not None else "")
-            ) from None
-        self.lines += 1
-        if self._size is not None:
-            self._size += len(line)
+        (self._writer or self._open()).write(line)
 
     def finish(self) -> None:
         """A run with nothing (left) to write still leaves its output, as `answer_file` does: empty, or cut back
         to its complete lines."""
-        if self._handle is None:
+        if self._writer is None:
             self._open()
 
     def close(self) -> None:
-        if self._handle is not None and self._path is not None:
-            self._handle.close()
+        if self._writer is not None:
+            self._writer.close()
 
-    def _open(self) -> BinaryIO:
-        if self._path is None:
-            self._handle = sys.stdout.buffer
-            return self._handle
-        try:
-            if self._keep is not None:
-                handle = open(self._path, "r+b", buffering=0)
-                handle.truncate(self._keep)  # drops a torn last line
-                handle.seek(self._keep)
-            else:
-                handle = open(self._path, "wb", buffering=0)
-        except OSError as error:
-            raise AnswerFileError(f"{self._path}: cannot be written ({_reason(error)})") from None
-        self._handle = handle
-        self._size = (self._keep or 0) if self._path.is_file() else None
-        return handle
+    def _open(self) -> LineWriter:
+        self._writer = LineWriter.open(self._path, self._keep)
+        return self._writer
 
 
 class _ErrorsFile:
@@ -440,7 +407,7 @@ class _ErrorsFile:
                 self._handle = open(self._staging(), "wb", buffering=0)
             self._handle.write(line)
         except OSError as error_writing:
-            raise OutputWriteError(f"{self.name}: cannot be written ({_reason(error_writing)})") from None
+            raise OutputWriteError(f"{self.name}: cannot be written ({error_reason(error_writing)})") from None
 
     def commit(self) -> None:
         if self._path is None:
@@ -453,7 +420,7 @@ class _ErrorsFile:
             elif self._path.is_file():
                 self._path.unlink()  # a previous run's list; this input has no bad lines
         except OSError as error:
-            raise OutputWriteError(f"{self.name}: cannot be replaced ({_reason(error)})") from None
+            raise OutputWriteError(f"{self.name}: cannot be replaced ({error_reason(error)})") from None
 
     def discard(self) -> None:
         if self._handle is not None:
@@ -468,10 +435,6 @@ class _ErrorsFile:
 
 def _json_string(text: str) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode("utf-8", "backslashreplace")
-
-
-def _reason(error: BaseException) -> str:
-    return getattr(error, "strerror", None) or str(error) or type(error).__name__
 
 
 __all__ = ["GroupAnswerer", "RayAnswerResult", "RayOptions", "RayRunError", "answer_group", "ray_answer_file"]
