@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from spanqa.benchmarks.bench_systems import PassResult, StageClock, dtype_argument
-from spanqa.engine.data import QAExample
+from spanqa.engine.core.data import QAExample
 
 PIPELINE_ARGUMENTS = {"top_k": 1, "max_answer_len": 30, "max_seq_len": 384, "doc_stride": 128, "max_question_len": 64,
                       "handle_impossible_answer": False}  # fmt: skip

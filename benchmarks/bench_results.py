@@ -15,8 +15,8 @@ import numpy as np
 
 from spanqa.benchmarks.bench_systems import SystemSpec
 from spanqa.benchmarks.gemm_ceiling import Ceiling
-from spanqa.engine.data import QAExample
-from spanqa.engine.scoring import evaluate
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.evaluation.scoring import evaluate
 
 # The systems every other one is compared with, in the report's ratio columns.
 RATIO_BASELINES = ("hf-pipeline", "optimum-int8", "seed")

@@ -17,7 +17,7 @@ import numpy as np
 
 from spanqa.benchmarks.bench_systems import PassResult, StageClock, dtype_argument
 from spanqa.benchmarks.notebook_postprocess import notebook_as_written
-from spanqa.engine.data import QAExample
+from spanqa.engine.core.data import QAExample
 
 NOTEBOOK_MAX_LENGTH = 384
 NOTEBOOK_STRIDE = 128

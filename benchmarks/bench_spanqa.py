@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from spanqa.benchmarks.bench_systems import PassResult, StageClock
-from spanqa.engine.data import QAExample
+from spanqa.engine.core.data import QAExample
 
 
 def _stats_snapshot(engine) -> dict[str, float]:
@@ -23,8 +23,8 @@ def _stats_snapshot(engine) -> dict[str, float]:
 class SpanqaRunner:
     def __init__(self, model: str, device: str, backend: str, torch_dtype: str = "auto",
                  overrides: dict[str, int] | None = None) -> None:  # fmt: skip
-        from spanqa.engine.engine import QAEngine
-        from spanqa.engine.options import EngineOptions
+        from spanqa.engine.runtime.engine import QAEngine
+        from spanqa.engine.runtime.options import EngineOptions
 
         options = EngineOptions(device=device, backend=backend, torch_dtype=torch_dtype, **(overrides or {}))
         self.engine = QAEngine(model, options=options)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from spanqa.engine.data import QAExample
+from spanqa.engine.core.data import QAExample
 
 # Which prepared model a system loads: the checkpoint itself, or an export cached in the work folder.
 CHECKPOINT = "checkpoint"

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from spanqa.benchmarks.bench_systems import SYSTEMS, PassResult, Runner, SystemSpec
-from spanqa.engine.data import load_examples
+from spanqa.engine.core.data import load_examples
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ import numba
 import numpy as np
 
 from spanqa.benchmarks.notebook_postprocess import notebook_as_written, notebook_predictions, same_prediction
-from spanqa.engine.data import load_examples
-from spanqa.engine.decoder import DecodeOptions, decode_predictions, decode_spans
-from spanqa.engine.features import Windows, make_windows
+from spanqa.engine.core.data import load_examples
+from spanqa.engine.core.decoder import DecodeOptions, decode_predictions, decode_spans
+from spanqa.engine.core.windows import Windows, make_windows
 
 MODEL_SEED = 0
 TARGET_SPEEDUP = 50.0
@@ -45,7 +45,7 @@ TARGET_WINDOWS_PER_SECOND = 100_000.0
 _FIRST_CALL_SCRIPT = """
 import time
 import numpy as np
-from spanqa.engine.decoder import decode_spans
+from spanqa.engine.core.decoder import decode_spans
 rng = np.random.default_rng(0)
 logits = rng.normal(size=(2, 8)).astype(np.float32)
 offsets = np.tile(np.arange(16, dtype=np.int32).reshape(1, 8, 2), (2, 1, 1))

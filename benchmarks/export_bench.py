@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spanqa.engine.data import load_examples
-from spanqa.engine.features import WindowOptions, Windows, make_windows
-from spanqa.engine.model_files import MODEL_FILE, ParityReport, read_manifest
+from spanqa.engine.core.data import load_examples
+from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
+from spanqa.engine.core.model_folder import MODEL_FILE, ParityReport, read_manifest
 from spanqa.export.options import ExportOptions, ParityThresholds, Precision
 from spanqa.export.parity import ValidationSet, compare, length_sorted_batches, onnx_logits, torch_logits
 from spanqa.export.run import export_model

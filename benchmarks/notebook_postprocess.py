@@ -4,7 +4,7 @@ It walks example by example and window by window, ranks each window's logits
 with a stable argsort, collects every valid (start, end) pair in a list and
 picks the best with ``max``, as the notebook does. Two things differ from the
 notebook on purpose, so that it follows the tie rule written down in
-``spanqa.engine.decoder`` and can be compared with the decoder exactly:
+``spanqa.engine.core.decoder`` and can be compared with the decoder exactly:
 
 * the ranking is stable (``np.argsort(-logits, kind="stable")``; the notebook's
   default quicksort orders equal logits arbitrarily), and it only looks at the
@@ -12,7 +12,7 @@ notebook on purpose, so that it follows the tie rule written down in
 * it also produces the n-best list, the SQuAD v2 null score and the
   no-answer decision, which the notebook does not.
 
-It takes the same padded arrays as ``spanqa.engine.decoder.decode_predictions``
+It takes the same padded arrays as ``spanqa.engine.core.decoder.decode_predictions``
 and returns the same result types.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from spanqa.engine.decoder import DecodeOptions, NBestSpan, SpanPrediction
+from spanqa.engine.core.decoder import DecodeOptions, NBestSpan, SpanPrediction
 
 __all__ = ["notebook_as_written", "notebook_predictions", "same_prediction"]
 

@@ -39,7 +39,7 @@ from spanqa.benchmarks.bench_systems import (
 from spanqa.benchmarks.bench_worker import WorkerTask
 from spanqa.benchmarks.gemm_ceiling import Ceiling, GemmOptions, measure_ceiling
 from spanqa.benchmarks.model_flops import EncoderShape, window_flops, windows_flops
-from spanqa.engine.data import DataFormatError, QAExample, load_examples
+from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
 
 PROGRAM = "qa-bench"
 EXIT_BAD_INPUT = 2
@@ -114,7 +114,7 @@ def _check_checkpoint(model: str) -> Path:
 
 
 def _check_export(option: str, folder: str) -> str:
-    from spanqa.engine.model_files import ModelFolderError, read_manifest
+    from spanqa.engine.core.model_folder import ModelFolderError, read_manifest
 
     try:
         read_manifest(folder)
@@ -192,7 +192,7 @@ def prepare_models(
 def make_workload(checkpoint: Path, examples: list[QAExample]) -> tuple[Workload, EncoderShape]:
     from transformers import AutoConfig, AutoTokenizer
 
-    from spanqa.engine.features import make_windows
+    from spanqa.engine.core.windows import make_windows
 
     windows = make_windows(AutoTokenizer.from_pretrained(checkpoint), examples)
     shape = EncoderShape.from_config(AutoConfig.from_pretrained(checkpoint))

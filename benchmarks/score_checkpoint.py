@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from spanqa.engine.data import DataFormatError, QAExample, load_examples
-from spanqa.engine.decoder import DecodeOptions, SpanPrediction, decode_predictions
-from spanqa.engine.features import WindowOptions, make_windows
-from spanqa.engine.scoring import evaluate
+from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
+from spanqa.engine.core.decoder import DecodeOptions, SpanPrediction, decode_predictions
+from spanqa.engine.core.windows import WindowOptions, make_windows
+from spanqa.engine.evaluation.scoring import evaluate
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from spanqa.engine.data import DataFormatError
-from spanqa.engine.decoder import DecodeOptions
-from spanqa.engine.features import WindowOptions, make_windows
+from spanqa.engine.core.data import DataFormatError
+from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.core.windows import WindowOptions, make_windows
 from spanqa.training.dataset import WindowCollator, windows_dataset
 from spanqa.training.model import bf16_is_native, check_model, default_model_path, load_model, resolve_precision
 from spanqa.training.options import Precision, TrainingInputError, TrainOptions

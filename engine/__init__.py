@@ -9,40 +9,40 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "QAEngine": ".engine",
-    "default_model_dir": ".engine",
-    "EngineOptions": ".options",
-    "SessionOptions": ".options",
-    "Answer": ".results",
-    "EngineStats": ".results",
-    "DeviceError": ".backends",
-    "ModelFolderError": ".model_files",
-    "WindowOptions": ".features",
-    "DecodeOptions": ".decoder",
-    "NBestSpan": ".decoder",
-    "QAExample": ".data",
-    "DataFormatError": ".data",
-    "load_examples": ".data",
+    "QAEngine": "spanqa.engine.runtime.engine",
+    "default_model_dir": "spanqa.engine.runtime.engine",
+    "EngineOptions": "spanqa.engine.runtime.options",
+    "SessionOptions": "spanqa.engine.runtime.options",
+    "Answer": "spanqa.engine.runtime.results",
+    "EngineStats": "spanqa.engine.runtime.results",
+    "DeviceError": "spanqa.engine.runtime.backends.base",
+    "ModelFolderError": "spanqa.engine.core.model_folder",
+    "WindowOptions": "spanqa.engine.core.windows",
+    "DecodeOptions": "spanqa.engine.core.decoder",
+    "NBestSpan": "spanqa.engine.core.decoder",
+    "QAExample": "spanqa.engine.core.data",
+    "DataFormatError": "spanqa.engine.core.data",
+    "load_examples": "spanqa.engine.core.data",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from .backends import DeviceError
-    from .data import DataFormatError, QAExample, load_examples
-    from .decoder import DecodeOptions, NBestSpan
-    from .engine import QAEngine, default_model_dir
-    from .features import WindowOptions
-    from .model_files import ModelFolderError
-    from .options import EngineOptions, SessionOptions
-    from .results import Answer, EngineStats
+    from spanqa.engine.runtime.backends.base import DeviceError
+    from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
+    from spanqa.engine.core.decoder import DecodeOptions, NBestSpan
+    from spanqa.engine.runtime.engine import QAEngine, default_model_dir
+    from spanqa.engine.core.windows import WindowOptions
+    from spanqa.engine.core.model_folder import ModelFolderError
+    from spanqa.engine.runtime.options import EngineOptions, SessionOptions
+    from spanqa.engine.runtime.results import Answer, EngineStats
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from spanqa.engine.cli_support import parse_arguments, print_error
+from spanqa.engine.cli.common import parse_arguments, print_error
 
 from .options import MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 

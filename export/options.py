@@ -33,7 +33,7 @@ class ExportOptions:
     output: str  # the folder to create (refused if it exists, unless overwrite)
     precision: Precision = "fp32"
     opset: int | None = None  # None: Optimum's default for the architecture
-    # SQuAD JSON/JSONL (anything spanqa.engine.data.load_examples reads); None: the built-in sample questions.
+    # SQuAD JSON/JSONL (anything spanqa.engine.core.data.load_examples reads); None: the built-in sample questions.
     validation: str | None = None
     optimize: bool = True  # ONNX Runtime's transformer fusions (Attention, SkipLayerNormalization, ...)
     force: bool = False  # publish even when parity fails (recorded as passed=false, forced=true)

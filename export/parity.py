@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from spanqa.engine.data import DataFormatError, QAExample, load_examples, sample_questions_path
-from spanqa.engine.decoder import DecodeOptions, SpanPrediction, decode_predictions
-from spanqa.engine.features import PaddedWindows, WindowOptions, Windows, make_windows
-from spanqa.engine.model_files import ParityReport
-from spanqa.engine.scoring import evaluate
+from spanqa.engine.core.data import DataFormatError, QAExample, load_examples, sample_questions_path
+from spanqa.engine.core.decoder import DecodeOptions, SpanPrediction, decode_predictions
+from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
+from spanqa.engine.core.model_folder import ParityReport
+from spanqa.engine.evaluation.scoring import evaluate
 
 from .options import ExportError, ParityThresholds, Precision
 

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from spanqa.engine.model_files import is_exported_model
+from spanqa.engine.core.model_folder import is_exported_model
 
 from .options import ExportError
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
-from spanqa.engine.data import QAExample
-from spanqa.engine.features import WindowOptions, Windows
-from spanqa.engine.model_files import MODEL_FILE, Manifest, ParityReport, WindowDefaults, write_manifest
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.windows import WindowOptions, Windows
+from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, WindowDefaults, write_manifest
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available

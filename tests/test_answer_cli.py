@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from spanqa.engine.answer_cli import main
-from spanqa.engine.answer_file import (
+from spanqa.engine.cli.answer import main
+from spanqa.engine.jobs.answer_file import (
     AnswerFileError,
     AnswerFileOptions,
     OutputWriteError,
@@ -25,10 +25,10 @@ from spanqa.engine.answer_file import (
     answer_file,
     read_output_progress,
 )
-from spanqa.engine.engine import QAEngine
-from spanqa.engine.metrics import squad_v2_scores
-from spanqa.engine.options import EngineOptions
-from spanqa.engine.scoring import evaluate_files
+from spanqa.engine.runtime.engine import QAEngine
+from spanqa.engine.core.metrics import squad_v2_scores
+from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.evaluation.scoring import evaluate_files
 
 # Invented passages (no SQuAD text in the repository).
 PLACES = ["Vell Point", "Harrow Quay", "Mossbank", "Ternwick", "Oldcastle Ridge", "Fennow", "Brightwater", "Calder"]
@@ -313,7 +313,7 @@ class GroupSensitiveEngine:
         self.options = _GroupOptions(lookahead)
 
     def answer_many(self, records: Iterable) -> Iterator:
-        from spanqa.engine.results import Answer
+        from spanqa.engine.runtime.results import Answer
 
         group: list = []
         for record in [*records, None]:
@@ -345,7 +345,7 @@ def test_group_boundaries_are_what_makes_resume_byte_identical(mixed_input, tmp_
 
 
 def _examples_after(source: Path, skip: int) -> list:
-    from spanqa.engine.jsonl_records import InputRecord, read_records
+    from spanqa.engine.core.records import InputRecord, read_records
 
     with open(source, "rb") as stream:
         records = [result.to_example() for result in read_records(stream) if isinstance(result, InputRecord)]
@@ -477,7 +477,7 @@ def test_summary_reports_official_em_f1_over_the_gold_answers(tiny_model, tmp_pa
 
 
 def test_engine_flags_reach_the_engine_options():
-    from spanqa.engine.answer_cli import build_parser, engine_options
+    from spanqa.engine.cli.answer import build_parser, engine_options
 
     defaults = engine_options(build_parser().parse_args(["in.jsonl"]))
     assert defaults == EngineOptions()

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanqa.engine.batching import cut_batches, iter_groups, pack_batches
-from spanqa.engine.data import QAExample
-from spanqa.engine.features import WindowOptions, make_windows
-from spanqa.engine.prefetch import Prefetcher
+from spanqa.engine.runtime.batching import cut_batches, iter_groups, pack_batches
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.windows import WindowOptions, make_windows
+from spanqa.engine.runtime.prefetch import Prefetcher
 
 
 def _as_example(record, index):

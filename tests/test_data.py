@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from spanqa.engine.data import (
+from spanqa.engine.core.data import (
     DataFormatError,
     QAExample,
     iter_jsonl_examples,

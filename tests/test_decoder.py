@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from spanqa.benchmarks.notebook_postprocess import notebook_predictions, same_prediction
-from spanqa.engine.decoder import DecodeOptions, decode_predictions, decode_spans
+from spanqa.engine.core.decoder import DecodeOptions, decode_predictions, decode_spans
 
 OUT = None  # a token outside the context
 CONTEXT = "".join(chr(ord("a") + i % 26) for i in range(64))  # distinct neighbours make wrong slices visible

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from spanqa.engine import Answer, DecodeOptions, EngineOptions, QAEngine, WindowOptions
-from spanqa.engine.data import DataFormatError, QAExample
-from spanqa.engine.model_files import Manifest, write_manifest
+from spanqa.engine.core.data import DataFormatError, QAExample
+from spanqa.engine.core.model_folder import Manifest, write_manifest
 
 # Small windows, so that the longer contexts below span several windows and answers must be gathered across them.
 WINDOW = WindowOptions(max_length=96, stride=32, max_question_tokens=24)
@@ -269,7 +269,7 @@ def test_answer_many_is_lazy_on_endless_input_and_stops_its_thread(tiny_onnx):
 
 
 def test_device_buffer_runner_matches_plain_runs_on_the_cpu(tiny_onnx):
-    from spanqa.engine.onnx_backend import DeviceBufferRunner
+    from spanqa.engine.runtime.backends.onnx_backend import DeviceBufferRunner
 
     engine = engine_for(tiny_onnx, max_batch_tokens=300)
     session = engine.backend.session
@@ -293,7 +293,7 @@ def test_manifest_inputs_must_match_the_graph(tiny_onnx, tmp_path):
     import dataclasses
     import shutil
 
-    from spanqa.engine.model_files import ModelFolderError, read_manifest
+    from spanqa.engine.core.model_folder import ModelFolderError, read_manifest
 
     folder = tmp_path / "mismatch"
     shutil.copytree(tiny_onnx, folder)
@@ -309,8 +309,8 @@ TRAINED = Path("/work/runs/h200-minilm-lr1e-4")
 @pytest.mark.slow
 @pytest.mark.skipif(not TRAINED.is_dir(), reason="the trained MiniLM checkpoint is machine-local")
 def test_trained_checkpoint_scores_on_squad_dev(squad_dir):
-    from spanqa.engine.data import load_examples
-    from spanqa.engine.scoring import evaluate
+    from spanqa.engine.core.data import load_examples
+    from spanqa.engine.evaluation.scoring import evaluate
 
     examples = load_examples(squad_dir / "dev-v1.1.json.gz")[:200]
     engine = QAEngine(TRAINED, device="cpu")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spanqa.engine import DeviceError, EngineOptions, ModelFolderError, QAEngine, SessionOptions, default_model_dir
-from spanqa.engine.model_files import Manifest, write_manifest
+from spanqa.engine.core.model_folder import Manifest, write_manifest
 
 
 def fake_export(folder: Path, tokenizer_source: Path, model_bytes: bytes = b"\x08\x07garbage") -> Path:

@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 
 from spanqa.engine import DeviceError, ModelFolderError
-from spanqa.engine.onnx_backend import CPU, CUDA, TENSORRT, _open_session, _tensorrt_options, choose_providers
+from spanqa.engine.runtime.backends.onnx_backend import CPU, CUDA, TENSORRT, _open_session, _tensorrt_options, choose_providers
 
 ALL = [TENSORRT, CUDA, "AzureExecutionProvider", CPU]
 
@@ -111,8 +111,8 @@ def test_a_corrupt_graph_is_a_model_error_not_a_device_warning(fake_ort, caplog)
 
 
 def test_tensorrt_profile_covers_every_batch_shape(tmp_path, monkeypatch):
-    from spanqa.engine.features import WindowOptions
-    from spanqa.engine.model_files import Manifest
+    from spanqa.engine.core.windows import WindowOptions
+    from spanqa.engine.core.model_folder import Manifest
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     manifest = Manifest(

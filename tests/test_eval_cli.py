@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from spanqa.engine.data import QAExample, load_examples
-from spanqa.engine.eval_cli import main
-from spanqa.engine.metrics import squad_v1_scores
-from spanqa.engine.scoring import (
+from spanqa.engine.core.data import QAExample, load_examples
+from spanqa.engine.cli.eval import main
+from spanqa.engine.core.metrics import squad_v1_scores
+from spanqa.engine.evaluation.scoring import (
     PredictionsError,
     ScoringError,
     evaluate,
@@ -221,7 +221,7 @@ def test_help_explains_every_argument(capsys: pytest.CaptureFixture[str]) -> Non
 def test_console_process_exit_codes(v1_data: Path, tmp_path: Path) -> None:
     # The real process: exit status and streams as a shell sees them.
     predictions = _write(tmp_path / "p.json", json.dumps(V1_PREDICTIONS))
-    command = [sys.executable, "-m", "spanqa.engine.eval_cli"]
+    command = [sys.executable, "-m", "spanqa.engine.cli.eval"]
     ok = subprocess.run([*command, str(v1_data), str(predictions)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["exact_match"] == V1_EXACT

@@ -13,7 +13,7 @@ import onnxruntime
 import pytest
 from test_export_support import hidden_entries, write_validation
 
-from spanqa.engine.model_files import MANIFEST_NAME, MODEL_FILE, read_manifest
+from spanqa.engine.core.model_folder import MANIFEST_NAME, MODEL_FILE, read_manifest
 from spanqa.export import cli
 from spanqa.export.checkpoint import checkpoint_sha256, weight_files
 from spanqa.export.options import ExportError, ExportOptions, ParityThresholds

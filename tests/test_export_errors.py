@@ -11,7 +11,7 @@ import onnx
 import pytest
 from test_export_support import save_tiny_checkpoint, write_validation
 
-from spanqa.engine.model_files import MODEL_FILE, read_manifest
+from spanqa.engine.core.model_folder import MODEL_FILE, read_manifest
 from spanqa.export import cli
 from spanqa.export.checkpoint import load_checkpoint
 

@@ -10,7 +10,7 @@ import onnxruntime
 import pytest
 from test_export_support import save_tiny_checkpoint, write_validation
 
-from spanqa.engine.model_files import MODEL_FILE, read_manifest
+from spanqa.engine.core.model_folder import MODEL_FILE, read_manifest
 from spanqa.export.families import FAMILIES
 from spanqa.export.onnx_export import export_plain_onnx
 from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph

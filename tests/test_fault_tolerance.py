@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from spanqa.engine.answer_cli import main
+from spanqa.engine.cli.answer import main
 
 # The tiny export below goes through torch's TorchScript exporter, which warns about itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
@@ -87,7 +87,7 @@ def forkserver():
     context.set_forkserver_preload([
         "torch", "transformers", "transformers.models.auto.tokenization_auto", "transformers.models.auto.modeling_auto",
         "transformers.models.bert.modeling_bert", "transformers.models.bert.tokenization_bert_fast",
-        "spanqa.engine.answer_cli", "spanqa.engine.engine", "spanqa.engine.torch_backend", "spanqa.engine.decoder",
+        "spanqa.engine.cli.answer", "spanqa.engine.runtime.engine", "spanqa.engine.runtime.backends.torch_backend", "spanqa.engine.core.decoder",
     ])  # fmt: skip
     return context
 
@@ -120,7 +120,7 @@ class Child:
 def _start(forkserver, argv: list[str], executable: bool = False, **kwargs) -> Child:
     if executable:
         script = Path(sys.executable).with_name("qa-answer")
-        command = [str(script)] if script.is_file() else [sys.executable, "-m", "spanqa.engine.answer_cli"]
+        command = [str(script)] if script.is_file() else [sys.executable, "-m", "spanqa.engine.cli.answer"]
         environment = dict(os.environ, **CHILD_ENVIRONMENT)
         return Child(subprocess.Popen([*command, *argv], env=environment, stderr=subprocess.DEVNULL))
     process = forkserver.Process(target=_cli_in_child, args=(argv,), kwargs=kwargs)
@@ -290,7 +290,7 @@ def tiny_export(tiny_model, tmp_path_factory) -> Path:
     import onnxruntime
     from optimum.exporters.onnx import main_export
 
-    from spanqa.engine.model_files import Manifest, write_manifest
+    from spanqa.engine.core.model_folder import Manifest, write_manifest
 
     folder = tmp_path_factory.mktemp("export") / "model"
     main_export(str(tiny_model), str(folder), task="question-answering", do_validation=False)

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from spanqa.engine.data import QAExample, load_examples
-from spanqa.engine.features import OUTSIDE_CONTEXT, WindowOptions, make_windows
+from spanqa.engine.core.data import QAExample, load_examples
+from spanqa.engine.core.windows import OUTSIDE_CONTEXT, WindowOptions, make_windows
 
 
 def window_offsets(windows, window):
@@ -128,7 +128,7 @@ def test_long_context_windows_overlap_by_the_stride(tokenizer):
 def test_question_longer_than_the_window_is_capped_with_a_warning(tokenizer, caplog):
     question = "why would anybody ask " * 200
     example = QAExample("huge", question, "The answer is here.", ("here",), (14,))
-    with caplog.at_level(logging.WARNING, logger="spanqa.engine.features"):
+    with caplog.at_level(logging.WARNING, logger="spanqa.engine.core.windows"):
         windows = make_windows(tokenizer, [example], WindowOptions(max_question_tokens=64), with_labels=True)
     assert "1 question(s) longer than 64 tokens" in caplog.text and "'huge'" in caplog.text
     assert len(windows) == 1

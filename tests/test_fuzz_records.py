@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spanqa.engine.answer_cli import main
-from spanqa.engine.answer_file import AnswerFileOptions, answer_file
-from spanqa.engine.jsonl_records import InputRecord, LineError, read_records
+from spanqa.engine.cli.answer import main
+from spanqa.engine.jobs.answer_file import AnswerFileOptions, answer_file
+from spanqa.engine.core.records import InputRecord, LineError, read_records
 
 MAX_LINE_BYTES = 2048  # the reader's limit in these tests, so that "too long" is cheap to hit
 
@@ -285,7 +285,7 @@ import json, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from spanqa.engine.engine import QAEngine
+from spanqa.engine.runtime.engine import QAEngine
 
 def rss_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from spanqa.engine.data import QAExample
-from spanqa.engine.jsonl_records import InputRecord, LineError, parse_line, read_records
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.records import InputRecord, LineError, parse_line, read_records
 
 CONTEXT = "The lighthouse on Vell Point was lit in 1871 and automated in 1964."
 

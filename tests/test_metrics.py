@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spanqa.engine.metrics import (
+from spanqa.engine.core.metrics import (
     best_threshold,
     exact_match,
     f1_score,

@@ -15,7 +15,7 @@ from spanqa.benchmarks.bench_systems import SYSTEMS, PassResult, StageClock, res
 from spanqa.benchmarks.bench_worker import WorkerTask
 from spanqa.benchmarks.gemm_ceiling import Ceiling, GemmOptions, GemmRate, _matmul_graph, measure_ceiling
 from spanqa.benchmarks.model_flops import EncoderShape, window_flops, windows_flops
-from spanqa.engine.data import load_examples
+from spanqa.engine.core.data import load_examples
 
 QUESTIONS = 6
 

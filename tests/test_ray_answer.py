@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from spanqa.engine.answer_cli import main
-from spanqa.engine.answer_file import AnswerFileError, AnswerFileOptions, StrictModeStop, answer_file
-from spanqa.engine.engine import QAEngine
-from spanqa.engine.options import EngineOptions
-from spanqa.engine.ray_plan import plan_groups, read_piece
+from spanqa.engine.cli.answer import main
+from spanqa.engine.jobs.answer_file import AnswerFileError, AnswerFileOptions, StrictModeStop, answer_file
+from spanqa.engine.runtime.engine import QAEngine
+from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.jobs.ray.plan import plan_groups, read_piece
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")  # Ray Data's own
 
@@ -81,7 +81,7 @@ def test_shared_input_needs_plain_files(tmp_path):
 
 @pytest.mark.parametrize("ship", [True, False], ids=["shipped", "shared"])
 def test_a_last_line_without_newline_and_crlf_lines_read_back_whole(ship, tmp_path):
-    from spanqa.engine.ray_plan import piece_lines
+    from spanqa.engine.jobs.ray.plan import piece_lines
 
     lines = [_line(0).replace(b"\n", b"\r\n"), _line(1), _line(2).rstrip(b"\n")]
     source = _write(tmp_path / "a.jsonl", lines)
@@ -113,7 +113,7 @@ def test_resume_plan_keeps_written_groups_and_redoes_the_cut_one(tmp_path):
 
 def test_the_engine_never_imports_ray():
     code = (
-        "import sys, spanqa.engine, spanqa.engine.engine, spanqa.engine.answer_cli, spanqa.engine.ray_answer; "
+        "import sys, spanqa.engine, spanqa.engine.runtime.engine, spanqa.engine.cli.answer, spanqa.engine.jobs.ray.run; "
         "assert 'ray' not in sys.modules, 'ray imported'"
     )
     finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -149,7 +149,7 @@ def one_torch_thread():
 
 
 def test_shards_on_ray_match_one_process_over_their_lines(ray_cluster, one_torch_thread, tiny_model, tmp_path):
-    from spanqa.engine.ray_answer import RayOptions, ray_answer_file
+    from spanqa.engine.jobs.ray.run import RayOptions, ray_answer_file
 
     first, second = _shards()
     shards = [_write(tmp_path / "a.jsonl", first), _write(tmp_path / "b.jsonl", second)]
@@ -211,7 +211,7 @@ def test_ray_actor_that_cannot_load_the_model_is_a_clear_error(ray_cluster, tmp_
 def test_ray_strict_stops_at_the_first_bad_line_after_answering_the_lines_before(
     ray_cluster, one_torch_thread, tiny_model, tmp_path
 ):
-    from spanqa.engine.ray_answer import ray_answer_file
+    from spanqa.engine.jobs.ray.run import ray_answer_file
 
     first, _ = _shards()
     source = _write(tmp_path / "in.jsonl", first)
@@ -227,7 +227,7 @@ def test_ray_strict_stops_at_the_first_bad_line_after_answering_the_lines_before
 def _dying_answerer(marker: Path, always: bool):
     """A GroupAnswerer whose process dies (os._exit, as on an out-of-memory kill) when it meets group 2: once, or
     every time. Defined in a function, so Ray sends the class by value and the actors need not import this file."""
-    from spanqa.engine.ray_answer import GroupAnswerer
+    from spanqa.engine.jobs.ray.run import GroupAnswerer
 
     class DyingAnswerer(GroupAnswerer):
         def __call__(self, batch):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spanqa.engine.data import QAExample, load_examples, sample_questions_path
-from spanqa.engine.features import WindowOptions, make_windows
+from spanqa.engine.core.data import QAExample, load_examples, sample_questions_path
+from spanqa.engine.core.windows import WindowOptions, make_windows
 
 BUILDER_PATH = Path(__file__).resolve().parent.parent / "tools" / "build_sample.py"
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from spanqa.engine import EngineOptions, ModelFolderError, QAEngine
-from spanqa.engine.answer_cli import main as answer_main
-from spanqa.engine.answer_file import answer_file
-from spanqa.engine.model_files import Manifest, write_manifest
+from spanqa.engine.cli.answer import main as answer_main
+from spanqa.engine.jobs.answer_file import answer_file
+from spanqa.engine.core.model_folder import Manifest, write_manifest
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 

@@ -15,9 +15,9 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 from transformers import TrainerCallback, ViTConfig
 
-from spanqa.engine.data import AnswerSpanError, DataFormatError, QAExample, load_examples, read_squad_json
-from spanqa.engine.decoder import DecodeOptions
-from spanqa.engine.features import WindowOptions
+from spanqa.engine.core.data import AnswerSpanError, DataFormatError, QAExample, load_examples, read_squad_json
+from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.core.windows import WindowOptions
 from spanqa.training import TrainingInputError, TrainOptions, train
 from spanqa.training.cli import main
 from spanqa.training.output import CHECKPOINTS_FOLDER, REPORT_NAME, latest_checkpoint, publish

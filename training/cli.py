@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli_support import parse_arguments, print_error
-from spanqa.engine.data import DataFormatError
+from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.core.data import DataFormatError
 
 from .options import PRECISIONS, TrainingInputError, TrainOptions
 

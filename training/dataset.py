@@ -1,6 +1,6 @@
 """Turn engine windows into the datasets the Trainer iterates: token ids, labels and a length column, unpadded.
 
-Windows come from `spanqa.engine.features.make_windows`, so training sees exactly the windows (and labels) the engine
+Windows come from `spanqa.engine.core.windows.make_windows`, so training sees exactly the windows (and labels) the engine
 decodes. Nothing is padded here: the collator pads each batch to its longest window (dynamic padding), and the
 `length` column lets the sampler group similar lengths without tokenizing anything again.
 """
@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from spanqa.engine.features import Windows
+from spanqa.engine.core.windows import Windows
 
 LENGTH_COLUMN = "length"
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainingArguments, set_seed
 
-from spanqa.engine.decoder import DecodeOptions
-from spanqa.engine.data import QAExample
-from spanqa.engine.features import WindowOptions, Windows, make_windows
+from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 
 from .dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
 from .model import check_model, default_model_path, load_model, resolve_precision

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from spanqa.engine.data import AnswerSpanError, DataFormatError, QAExample, load_examples, notebook_splits
+from spanqa.engine.core.data import AnswerSpanError, DataFormatError, QAExample, load_examples, notebook_splits
 
 from .options import TrainingInputError, TrainOptions
 

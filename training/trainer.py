@@ -1,7 +1,7 @@
 """A Trainer whose evaluation is the real task metric: windows -> logits -> the engine's span decoder -> EM/F1.
 
 The stock Trainer only reports a loss. Here every evaluation runs the model over all windows of a split, decodes
-answers with `spanqa.engine.decoder.decode_predictions` and scores them with `spanqa.engine.scoring.evaluate`, so the
+answers with `spanqa.engine.core.decoder.decode_predictions` and scores them with `spanqa.engine.evaluation.scoring.evaluate`, so the
 numbers logged during training are the ones `qa-eval` would print for the same predictions.
 """
 
@@ -17,10 +17,10 @@ from torch.utils.data import Sampler, SequentialSampler
 from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from spanqa.engine.data import QAExample
-from spanqa.engine.decoder import DecodeOptions, decode_predictions
-from spanqa.engine.features import WindowOptions, Windows, make_windows
-from spanqa.engine.scoring import EvaluationResult, evaluate
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
+from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
+from spanqa.engine.evaluation.scoring import EvaluationResult, evaluate
 
 from .dataset import LENGTH_COLUMN, windows_dataset
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import DeviceError
-from .features import PaddedWindows
-from .model_files import ModelFolderError
+from spanqa.engine.runtime.backends.base import DeviceError
+from spanqa.engine.core.windows import PaddedWindows
+from spanqa.engine.core.model_folder import ModelFolderError
 
 logger = logging.getLogger(__name__)
 

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, load_model, pad_token_id
-from .batching import PreparedGroup, iter_groups, prepare_group
-from .data import DataFormatError, QAExample
-from .decoder import decode_predictions
-from .model_files import Manifest, ModelFolderError, is_exported_model
-from .options import EngineOptions
-from .prefetch import Prefetcher
-from .results import Answer, EngineStats, answer_from_prediction
+from spanqa.engine.runtime.backends.base import Backend
+from spanqa.engine.runtime.backends.loading import load_model, pad_token_id
+from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
+from spanqa.engine.core.data import DataFormatError, QAExample
+from spanqa.engine.core.decoder import decode_predictions
+from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model
+from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.runtime.prefetch import Prefetcher
+from spanqa.engine.runtime.results import Answer, EngineStats, answer_from_prediction
 
 DEFAULT_MODEL_NAME = "minilm-l6-squad-int8"
 
@@ -29,7 +30,7 @@ Record = QAExample | Mapping[str, Any] | tuple[str, str]
 
 def default_model_dir() -> Path:
     """The model shipped inside the package (engine/models/minilm-l6-squad-int8)."""
-    folder = Path(__file__).resolve().parent / "models" / DEFAULT_MODEL_NAME
+    folder = Path(__file__).resolve().parents[1] / "models" / DEFAULT_MODEL_NAME
     if not is_exported_model(folder):
         raise ModelFolderError(
             f"{folder}: the default model is not installed in this copy of spanqa; pass a model folder instead "

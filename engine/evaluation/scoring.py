@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from spanqa.engine.data import QAExample, load_examples
-from spanqa.engine.metrics import SubsetScores, ThresholdScores, squad_v1_scores, squad_v2_scores
+from spanqa.engine.core.data import QAExample, load_examples
+from spanqa.engine.core.metrics import SubsetScores, ThresholdScores, squad_v1_scores, squad_v2_scores
 
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()

@@ -339,4 +339,4 @@ def _looks_like_path(source: str) -> bool:
 def sample_questions_path() -> Path:
     """The project's own sample: questions, contexts and answers written for spanqa (no SQuAD text), shipped with
     the package. It serves the README's end-to-end command and the export parity gate's default validation set."""
-    return Path(__file__).resolve().parent / "sample_data" / "questions.jsonl"
+    return Path(__file__).resolve().parents[1] / "sample_data" / "questions.jsonl"

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from .data import QAExample
-from .features import PaddedWindows, WindowOptions, Windows, make_windows
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
 
 Record = TypeVar("Record")
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .decoder import NBestSpan, SpanPrediction
+from spanqa.engine.core.decoder import NBestSpan, SpanPrediction
 
 
 @dataclass

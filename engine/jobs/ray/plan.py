@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from spanqa.engine.answer_file import AnswerFileError, StrictModeStop, error_reason, open_input
-from spanqa.engine.jsonl_records import MAX_LINE_BYTES, InputRecord, LineError, read_records
+from spanqa.engine.jobs.answer_file import AnswerFileError, StrictModeStop, error_reason, open_input
+from spanqa.engine.core.records import MAX_LINE_BYTES, InputRecord, LineError, read_records
 
 STDIO = "-"
 _DIGEST_BYTES = 16

@@ -8,39 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-
-from .features import PaddedWindows, WindowOptions
-from .model_files import MODEL_FILE, Manifest, ModelFolderError, is_exported_model, read_manifest
-from .options import EngineOptions
+from spanqa.engine.core.windows import WindowOptions
+from spanqa.engine.core.model_folder import MODEL_FILE, ModelFolderError, is_exported_model, read_manifest
+from spanqa.engine.runtime.backends.base import LoadedModel
+from spanqa.engine.runtime.options import EngineOptions
 
 _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
 )
-
-
-class DeviceError(RuntimeError):
-    """The requested device cannot be used (not offered by the installed runtime, or it failed to start)."""
-
-
-class Backend(Protocol):
-    name: str  # "onnxruntime" or "torch"
-    providers: tuple[str, ...]  # what actually runs, best first, e.g. ("CUDAExecutionProvider", "CPUExecutionProvider")
-    input_names: tuple[str, ...]  # the model inputs fed from each batch
-
-    def run(self, batch: PaddedWindows) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    backend: Backend
-    tokenizer: Any  # a fast transformers tokenizer
-    window: WindowOptions
-    manifest: Manifest | None  # None for a checkpoint folder
 
 
 def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedModel:
@@ -58,7 +36,7 @@ def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedMo
 
 
 def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
-    from .onnx_backend import OnnxBackend
+    from spanqa.engine.runtime.backends.onnx_backend import OnnxBackend
 
     manifest = read_manifest(folder)
     tokenizer = load_tokenizer(folder, exported=True)
@@ -71,7 +49,7 @@ def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
 
 
 def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
-    from .torch_backend import TorchBackend, check_weights
+    from spanqa.engine.runtime.backends.torch_backend import TorchBackend, check_weights
 
     check_weights(folder, options.allow_pickle)  # before the slow imports and the tokenizer
     tokenizer = load_tokenizer(folder, exported=False)
@@ -120,4 +98,4 @@ def _check_window(folder: Path, window: WindowOptions) -> None:
         )
 
 
-__all__ = ["Backend", "DeviceError", "LoadedModel", "load_model", "load_tokenizer"]
+__all__ = ["load_model", "load_tokenizer", "pad_token_id"]

@@ -1,6 +1,6 @@
 """`qa-answer`: answer a JSONL file of questions (or one question) with an extractive QA model.
 
-A thin layer over `spanqa.engine.answer_file.answer_file` and `QAEngine.answer`; the behaviour (output format,
+A thin layer over `spanqa.engine.jobs.answer_file.answer_file` and `QAEngine.answer`; the behaviour (output format,
 resume, errors file) is documented there.
 """
 
@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from spanqa.engine.answer_file import (
+from spanqa.engine.jobs.answer_file import (
     ERRORS_SUFFIX,
     AnswerFileError,
     AnswerFileOptions,
@@ -23,9 +23,9 @@ from spanqa.engine.answer_file import (
     answer_file,
     check_targets,
 )
-from spanqa.engine.cli_support import parse_arguments, print_error
-from spanqa.engine.decoder import DecodeOptions
-from spanqa.engine.options import DEVICES, EngineOptions, SessionOptions
+from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.runtime.options import DEVICES, EngineOptions, SessionOptions
 
 PROGRAM = "qa-answer"
 EXIT_OK = 0
@@ -224,9 +224,9 @@ def _answer_file_on_ray(
         import ray  # noqa: F401 - only to say clearly that it is missing
     except ImportError:
         raise AnswerFileError("--ray needs Ray: pip install 'spanqa[ray]'") from None
-    from spanqa.engine.backends import DeviceError
-    from spanqa.engine.model_files import ModelFolderError
-    from spanqa.engine.ray_answer import RayOptions, RayRunError, ray_answer_file
+    from spanqa.engine.runtime.backends.base import DeviceError
+    from spanqa.engine.core.model_folder import ModelFolderError
+    from spanqa.engine.jobs.ray.run import RayOptions, RayRunError, ray_answer_file
 
     ray_options = RayOptions(
         address=None if arguments.ray == LOCAL_RAY else arguments.ray,
@@ -258,9 +258,9 @@ class ModelLoadError(ValueError):
 
 
 def _load_engine(model: str | None, options: EngineOptions) -> Any:
-    from spanqa.engine.backends import DeviceError  # the slow imports (onnxruntime, torch) wait until here
-    from spanqa.engine.engine import QAEngine
-    from spanqa.engine.model_files import ModelFolderError
+    from spanqa.engine.runtime.backends.base import DeviceError  # the slow imports (onnxruntime, torch) wait until here
+    from spanqa.engine.runtime.engine import QAEngine
+    from spanqa.engine.core.model_folder import ModelFolderError
 
     try:
         return QAEngine(model, device=options.device, options=options)

@@ -7,9 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli_support import parse_arguments, print_error
-from spanqa.engine.data import DataFormatError
-from spanqa.engine.scoring import PredictionsError, ScoringError, evaluate_files
+from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.core.data import DataFormatError
+from spanqa.engine.evaluation.scoring import PredictionsError, ScoringError, evaluate_files
 
 PROGRAM = "qa-eval"
 EXIT_BAD_INPUT = 2  # argparse's code for bad usage; bad files are bad usage too

@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from spanqa.engine.answer_file import (
+from spanqa.engine.jobs.answer_file import (
     AnswerFileError,
     AnswerFileOptions,
     LineWriter,
@@ -43,9 +43,9 @@ from spanqa.engine.answer_file import (
     error_reason,
     output_line,
 )
-from spanqa.engine.jsonl_records import LineError, parse_line
-from spanqa.engine.options import EngineOptions
-from spanqa.engine.ray_plan import GroupTask, Plan, piece_lines, plan_groups, read_piece
+from spanqa.engine.core.records import LineError, parse_line
+from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.jobs.ray.plan import GroupTask, Plan, piece_lines, plan_groups, read_piece
 
 STAGING_SUFFIX = ".partial"
 # Each group is its own Ray Data block, so that idle actors can take any group; beyond this many, blocks hold several
@@ -184,9 +184,9 @@ class GroupAnswerer:
     the driver raises them with their own message instead of a remote traceback."""
 
     def __init__(self, model: str | None, options: EngineOptions, inputs: list[str]) -> None:
-        from spanqa.engine.backends import DeviceError
-        from spanqa.engine.engine import QAEngine
-        from spanqa.engine.model_files import ModelFolderError
+        from spanqa.engine.runtime.backends.base import DeviceError
+        from spanqa.engine.runtime.engine import QAEngine
+        from spanqa.engine.core.model_folder import ModelFolderError
 
         self._inputs = inputs
         self._engine = None
@@ -322,7 +322,7 @@ def _actor_count(resources: dict[str, float], engine: EngineOptions, options: Ra
     gpus = resources.get("GPU", 0.0)
     on_gpus = engine.device != "cpu" and gpus > 0
     if engine.device in ("cuda", "tensorrt") and not gpus:
-        from spanqa.engine.backends import DeviceError
+        from spanqa.engine.runtime.backends.base import DeviceError
 
         raise DeviceError(f"device {engine.device!r}: the Ray cluster has no GPUs")
     if options.actors is not None:
@@ -341,8 +341,8 @@ def _actor_engine_options(engine: EngineOptions, options: RayOptions, on_gpus: b
 
 
 def _raise_failure(failure: str) -> None:
-    from spanqa.engine.backends import DeviceError
-    from spanqa.engine.model_files import ModelFolderError
+    from spanqa.engine.runtime.backends.base import DeviceError
+    from spanqa.engine.core.model_folder import ModelFolderError
 
     kind, message = failure.split("\t", 1)
     raise {"model": ModelFolderError, "device": DeviceError}.get(kind, AnswerFileError)(message)

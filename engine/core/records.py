@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from spanqa.engine.data import QAExample
+from spanqa.engine.core.data import QAExample
 
 REQUIRED_FIELDS = ("id", "question", "context")
 # The model's inputs: not copied to the output line, where the context would be most of each line's bytes.

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import DeviceError
-from .features import PaddedWindows, WindowOptions
-from .model_files import Manifest, ModelFolderError
-from .options import SessionOptions
+from spanqa.engine.runtime.backends.base import DeviceError
+from spanqa.engine.core.windows import PaddedWindows, WindowOptions
+from spanqa.engine.core.model_folder import Manifest, ModelFolderError
+from spanqa.engine.runtime.options import SessionOptions
 
 logger = logging.getLogger(__name__)
 

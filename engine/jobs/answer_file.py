@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from spanqa.engine.data import QAExample
-from spanqa.engine.jsonl_records import MAX_LINE_BYTES, InputRecord, LineError, read_records
-from spanqa.engine.metrics import question_scores, v2_ground_truths
+from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.records import MAX_LINE_BYTES, InputRecord, LineError, read_records
+from spanqa.engine.core.metrics import question_scores, v2_ground_truths
 
 STDIO = "-"
 ERRORS_SUFFIX = ".errors.jsonl"
@@ -69,7 +69,7 @@ class OutputWriteError(RuntimeError):
 
 
 class AnsweringEngine(Protocol):
-    """What `answer_file` needs from `spanqa.engine.engine.QAEngine`."""
+    """What `answer_file` needs from `spanqa.engine.runtime.engine.QAEngine`."""
 
     options: Any  # .lookahead: the number of consecutive records batched together
     stats: Any  # .tokens and .padded_tokens, cumulative

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import regex
 
-from .data import QAExample
+from spanqa.engine.core.data import QAExample
 
 logger = logging.getLogger(__name__)
 

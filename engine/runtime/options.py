@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .decoder import DecodeOptions
-from .features import WindowOptions
+from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.core.windows import WindowOptions
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 BACKENDS = ("auto", "onnx", "torch")

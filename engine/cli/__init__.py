@@ -1,0 +1,1 @@
+"""The command lines: thin layers over library functions, sharing one contract (`common`)."""
