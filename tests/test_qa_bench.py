@@ -7,14 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from spanqa.benchmarks import qa_bench
-from spanqa.benchmarks.bench_machine import describe_machine
-from spanqa.benchmarks.bench_report import BenchReport, headline, markdown, plot
-from spanqa.benchmarks.bench_results import SystemResult, Workload, speedups, summarise
-from spanqa.benchmarks.bench_systems import SYSTEMS, PassResult, StageClock, resolve_systems
-from spanqa.benchmarks.bench_worker import WorkerTask
-from spanqa.benchmarks.gemm_ceiling import Ceiling, GemmOptions, GemmRate, _matmul_graph, measure_ceiling
-from spanqa.benchmarks.model_flops import EncoderShape, window_flops, windows_flops
+from spanqa.benchmarks.qa_bench import exports
+from spanqa.benchmarks.qa_bench.ceiling import Ceiling, GemmOptions, GemmRate, _matmul_graph, measure_ceiling
+from spanqa.benchmarks.qa_bench.cli import main
+from spanqa.benchmarks.qa_bench.flops import EncoderShape, window_flops, windows_flops
+from spanqa.benchmarks.qa_bench.machine import describe_machine
+from spanqa.benchmarks.qa_bench.options import BenchOptions
+from spanqa.benchmarks.qa_bench.report import BenchReport, headline, markdown, plot
+from spanqa.benchmarks.qa_bench.results import SystemResult, Workload, speedups, summarise
+from spanqa.benchmarks.qa_bench.run import run_worker
+from spanqa.benchmarks.qa_bench.systems.catalog import SYSTEMS, resolve_systems
+from spanqa.benchmarks.qa_bench.systems.timing import PassResult, StageClock
+from spanqa.benchmarks.qa_bench.worker import WorkerTask
 from spanqa.engine.core.data import load_examples
 
 QUESTIONS = 6
@@ -106,8 +110,8 @@ def _check_pass(result: PassResult, examples, stages_split: bool = True) -> None
 
 
 def test_seed_and_pipeline_runners(tiny_model, dev_examples):
-    from spanqa.benchmarks.bench_pipelines import hf_pipeline_runner
-    from spanqa.benchmarks.bench_seed import SeedRunner
+    from spanqa.benchmarks.qa_bench.systems.pipelines import hf_pipeline_runner
+    from spanqa.benchmarks.qa_bench.systems.seed import SeedRunner
 
     seed = SeedRunner(str(tiny_model), "cpu")
     result = seed.run(dev_examples)
@@ -125,7 +129,7 @@ def test_seed_and_pipeline_runners(tiny_model, dev_examples):
 
 
 def test_optimum_runners(tiny_model, dev_examples, tmp_path):
-    from spanqa.benchmarks.bench_pipelines import export_optimum, optimum_runner
+    from spanqa.benchmarks.qa_bench.systems.pipelines import export_optimum, optimum_runner
 
     for quantize in (False, True):
         folder = tmp_path / f"optimum-{quantize}"
@@ -137,7 +141,7 @@ def test_optimum_runners(tiny_model, dev_examples, tmp_path):
 
 
 def test_spanqa_runners(tiny_model, dev_examples, tmp_path):
-    from spanqa.benchmarks.bench_spanqa import SpanqaRunner
+    from spanqa.benchmarks.qa_bench.systems.spanqa import SpanqaRunner
     from spanqa.export.options import ExportOptions
     from spanqa.export.run import export_model
 
@@ -215,10 +219,15 @@ def test_report_headline_and_chart(tmp_path):
 # --- the CLI ----------------------------------------------------------------------------------------------------
 
 
-def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, tmp_path, capsys):
+def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, dev_examples, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from spanqa.engine.core.windows import make_windows
+    from spanqa.engine.evaluation.scoring import evaluate
+
     out = tmp_path / "out"
     out.mkdir()
-    code = qa_bench.main([
+    code = main([
         "--model", str(tiny_model), "--data", str(squad_dir / "dev-v1.1.json.gz"), "--limit", str(QUESTIONS),
         "--systems", "seed,spanqa-torch", "--repeats", "2", "--warmup-questions", "2", "--work-dir", str(tmp_path / "w"),
         "--json", str(out / "r.json"), "--markdown", str(out / "r.md"), "--plot", str(out / "r.png"),
@@ -228,14 +237,34 @@ def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, t
     assert report["workload"]["questions"] == QUESTIONS and report["method"]["reference"] == "seed"
     assert report["machine"]["cpu"] and report["versions"]["torch"]
     assert {rate["precision"] for rate in report["ceiling"]["rates"]} == {"fp32", "int8"}
-    for result in report["results"]:
-        assert result["status"] == "ok" and result["timed_passes"] == 2
-        for field in ("examples_per_second", "tokens_per_second", "tokenize_seconds", "infer_seconds",
-                      "decode_seconds", "batch_p50_ms", "batch_p95_ms", "peak_rss_mib", "exact_match", "f1",
-                      "agreement", "ceiling_share"):  # fmt: skip
-            assert result[field] is not None, (result["name"], field)
-        assert 0 < result["peak_rss_mib"] < 8192 and result["speedup"]["seed"] > 0
-    assert report["results"][0]["agreement"] == 100.0  # the reference agrees with itself
+    # Every figure in the report is recomputed here from the workers' raw outputs, which the run leaves in its logs.
+    raw = {name: json.loads((tmp_path / "w" / "logs" / f"{name}-round0.json").read_text()) for name in ("seed", "spanqa-torch")}
+    windows = make_windows(AutoTokenizer.from_pretrained(tiny_model), dev_examples)
+    assert report["workload"]["windows"] == len(windows) and report["workload"]["tokens"] == int(windows.lengths.sum())
+    best_fp32 = max(rate["gflops"] for rate in report["ceiling"]["rates"] if rate["precision"] == "fp32")
+    rows = {result["name"]: result for result in report["results"]}
+    assert list(rows) == ["seed", "spanqa-torch"]
+    for name, result in rows.items():
+        passes, answers = raw[name]["passes"], raw[name]["answers"]
+        assert result["status"] == "ok" and result["timed_passes"] == len(passes) == 2 and len(answers) == QUESTIONS
+        median = float(np.median([record["seconds"] for record in passes]))
+        assert result["median_seconds"] == pytest.approx(median)
+        assert result["examples_per_second"] == pytest.approx(QUESTIONS / median)
+        assert result["tokens_per_second"] == pytest.approx(report["workload"]["tokens"] / median)
+        for stage in ("tokenize", "infer", "decode"):
+            expected = float(np.median([record[f"{stage}_seconds"] for record in passes]))
+            assert result[f"{stage}_seconds"] == pytest.approx(expected) and expected > 0, (name, stage)
+        latencies = [latency for record in passes for latency in record["batch_seconds"]]
+        assert result["batch_p50_ms"] == pytest.approx(1e3 * float(np.percentile(latencies, 50)))
+        assert result["batch_p95_ms"] == pytest.approx(1e3 * float(np.percentile(latencies, 95)))
+        assert result["peak_rss_mib"] == raw[name]["peak_rss_bytes"] / 2**20 and 0 < result["peak_rss_mib"] < 8192
+        scores = evaluate(dev_examples, {example.id: answer for example, answer in zip(dev_examples, answers)})
+        assert (result["exact_match"], result["f1"]) == (scores.exact_match, scores.f1)
+        same = sum(ours == theirs for ours, theirs in zip(answers, raw["seed"]["answers"]))
+        assert result["agreement"] == 100.0 * same / QUESTIONS
+        assert result["speedup"]["seed"] == pytest.approx(result["examples_per_second"] / rows["seed"]["examples_per_second"])
+        useful = report["workload"]["useful_flops"] / median / 1e9
+        assert result["ceiling_share"] == pytest.approx(100.0 * useful / best_fp32)
     assert "| spanqa-torch |" in (out / "r.md").read_text()
     assert (out / "r.png").stat().st_size > 1000
 
@@ -254,7 +283,7 @@ def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, t
 )
 def test_bad_arguments_are_usage_errors(arguments, message, tiny_model, squad_dir, tmp_path, capsys):
     try:  # argparse's own errors exit; the ones found after parsing return the code
-        code = qa_bench.main(["--model", str(tiny_model), "--data", str(squad_dir / "dev-v1.1.json.gz"), *arguments,
+        code = main(["--model", str(tiny_model), "--data", str(squad_dir / "dev-v1.1.json.gz"), *arguments,
                               "--work-dir", str(tmp_path / "w")])  # fmt: skip
     except SystemExit as stopped:
         code = stopped.code
@@ -274,7 +303,7 @@ def test_bad_inputs_exit_2_naming_them(tiny_model, squad_dir, tmp_path, capsys):
         (["--model", str(tiny_model), "--data", dev, "--train-data", str(tmp_path / "t.json")], "--train-data"),
     ]
     for arguments, message in cases:
-        assert qa_bench.main([*arguments, "--work-dir", str(tmp_path / "w")]) == 2
+        assert main([*arguments, "--work-dir", str(tmp_path / "w")]) == 2
         error = capsys.readouterr().err
         assert message in error and "Traceback" not in error
 
@@ -283,7 +312,7 @@ def test_a_failing_worker_is_reported_not_fatal(tmp_path):
     task = WorkerTask("seed", str(tmp_path / "no-model"), "cpu", str(tmp_path / "none.json"), 2, 1, 1, (1,), 2,
                       str(tmp_path / "result.json"))  # fmt: skip
     (tmp_path / "logs").mkdir()
-    outcome = qa_bench.run_worker(task, tmp_path / "logs" / "seed.log", timeout=120)
+    outcome = run_worker(task, tmp_path / "logs" / "seed.log", timeout=120)
     assert isinstance(outcome, str) and outcome.startswith("failed, exit 1") and "seed.log" in outcome
     assert not (tmp_path / "result.json").exists()
 
@@ -295,19 +324,19 @@ def test_exports_are_cached_by_checkpoint_fingerprint(tiny_model, tmp_path, monk
         calls.append(folder)
         folder.mkdir(exist_ok=True)  # the real exporters replace an existing folder
 
-    import spanqa.benchmarks.bench_pipelines as pipelines
+    import spanqa.benchmarks.qa_bench.systems.pipelines as pipelines
 
     monkeypatch.setattr(pipelines, "export_optimum", fake_export)
-    fingerprint = qa_bench.checkpoint_fingerprint(tiny_model)
-    first = qa_bench._cached_export("optimum-int8", tiny_model, tmp_path, fingerprint)
-    again = qa_bench._cached_export("optimum-int8", tiny_model, tmp_path, fingerprint)
+    fingerprint = exports.checkpoint_fingerprint(tiny_model)
+    first = exports.cached_export("optimum-int8", tiny_model, tmp_path, fingerprint)
+    again = exports.cached_export("optimum-int8", tiny_model, tmp_path, fingerprint)
     assert first == again and len(calls) == 1
-    qa_bench._cached_export("optimum-int8", tiny_model, tmp_path, "another model")
+    exports.cached_export("optimum-int8", tiny_model, tmp_path, "another model")
     assert len(calls) == 2
     # A failed export costs only the systems that need it, with the reason.
     monkeypatch.setattr(pipelines, "export_optimum", lambda *args, **kwargs: (_ for _ in ()).throw(OSError("disk full")))
-    options = qa_bench.BenchOptions(model=str(tiny_model), data="d")
-    paths, failures = qa_bench.prepare_models(resolve_systems("seed,optimum-fp32", "cpu"), options, tiny_model, tmp_path)
+    options = BenchOptions(model=str(tiny_model), data="d")
+    paths, failures = exports.prepare_models(resolve_systems("seed,optimum-fp32", "cpu"), options, tiny_model, tmp_path)
     assert paths == {"checkpoint": str(tiny_model)} and failures == {"optimum-fp32": "export failed: OSError: disk full"}
 
 
@@ -321,3 +350,12 @@ def test_stage_clock_times_only_the_producer():
     assert consumed == [0, 1, 2] and clock.get("tokenize") is not None and clock.get("decode") is None
     assert clock.timed("infer", lambda batch: batch * 2, batch_shape=lambda batch: (batch, 7))(3) == 6
     assert clock.batch_shapes == [(3, 7)]
+
+
+def test_the_package_runs_as_a_module():
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-m", "spanqa.benchmarks.qa_bench", "--help"], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout.startswith("usage: qa-bench ") and "--spanqa-max-batch-tokens" in finished.stdout

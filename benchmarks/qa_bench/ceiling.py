@@ -6,7 +6,7 @@ quantization emits) in int8, with weights as initializers as in a real model. Sh
 projections, [tokens x hidden] x [hidden x intermediate] and back, the largest GEMMs of an encoder layer.
 On a GPU it is measured with torch.matmul in fp16 (and fp32), since ONNX Runtime there is CPU-only.
 
-    python -m spanqa.benchmarks.gemm_ceiling --hidden 384 --intermediate 1536 --tokens 4096 [--device cuda]
+    python -m spanqa.benchmarks.qa_bench.ceiling --hidden 384 --intermediate 1536 --tokens 4096 [--device cuda]
 
 Each figure is the median of repeated runs after warm-up runs; the ceiling is the faster of the two shapes.
 """

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from spanqa.benchmarks.bench_systems import PassResult, StageClock, dtype_argument
+from spanqa.benchmarks.qa_bench.systems.timing import PassResult, StageClock, dtype_argument
 from spanqa.benchmarks.notebook_postprocess import notebook_as_written
 from spanqa.engine.core.data import QAExample
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from spanqa.benchmarks.bench_systems import SystemSpec
-from spanqa.benchmarks.gemm_ceiling import Ceiling
+from spanqa.benchmarks.qa_bench.systems.catalog import SystemSpec
+from spanqa.benchmarks.qa_bench.ceiling import Ceiling
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.evaluation.scoring import evaluate
 
@@ -29,7 +29,7 @@ class Workload:
     questions: int
     windows: int
     tokens: int  # real tokens over all windows, no padding
-    useful_flops: float  # model FLOPs over those windows without padding (model_flops.windows_flops)
+    useful_flops: float  # model FLOPs over those windows without padding (flops.windows_flops)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from spanqa.benchmarks.bench_systems import PassResult, StageClock, dtype_argument
+from spanqa.benchmarks.qa_bench.systems.timing import PassResult, StageClock, dtype_argument
 from spanqa.engine.core.data import QAExample
 
 PIPELINE_ARGUMENTS = {"top_k": 1, "max_answer_len": 30, "max_seq_len": 384, "doc_stride": 128, "max_question_len": 64,

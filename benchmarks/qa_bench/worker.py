@@ -1,6 +1,6 @@
 """Run one benchmark system in this (fresh) process and write what it measured as JSON.
 
-    python -m spanqa.benchmarks.bench_worker TASK.json
+    python -m spanqa.benchmarks.qa_bench.worker TASK.json
 
 qa-bench starts one worker per system and round, so that peak memory is the system's own and one system's
 caches, threads or allocator state cannot help or hurt the next. The task file says what to run; the result goes to
@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from spanqa.benchmarks.bench_systems import SYSTEMS, PassResult, Runner, SystemSpec
+from spanqa.benchmarks.qa_bench.systems.catalog import SYSTEMS, SystemSpec
+from spanqa.benchmarks.qa_bench.systems.timing import PassResult, Runner
 from spanqa.engine.core.data import load_examples
 
 
@@ -48,19 +49,19 @@ class WorkerTask:
 
 def make_runner(spec: SystemSpec, task: WorkerTask) -> Runner:
     if spec.family == "seed":
-        from spanqa.benchmarks.bench_seed import SeedRunner
+        from spanqa.benchmarks.qa_bench.systems.seed import SeedRunner
 
         return SeedRunner(task.model, task.device)
     if spec.family == "hf-pipeline":
-        from spanqa.benchmarks.bench_pipelines import hf_pipeline_runner
+        from spanqa.benchmarks.qa_bench.systems.pipelines import hf_pipeline_runner
 
         return hf_pipeline_runner(task.model, task.device, spec.precision)
     if spec.family == "optimum":
-        from spanqa.benchmarks.bench_pipelines import optimum_runner
+        from spanqa.benchmarks.qa_bench.systems.pipelines import optimum_runner
 
         return optimum_runner(task.model)
     if spec.family == "spanqa":
-        from spanqa.benchmarks.bench_spanqa import SpanqaRunner
+        from spanqa.benchmarks.qa_bench.systems.spanqa import SpanqaRunner
 
         if spec.runtime == "ONNX Runtime":
             return SpanqaRunner(task.model, task.device, "onnx", overrides=task.engine_overrides)
@@ -127,7 +128,7 @@ def run_task(task: WorkerTask) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m spanqa.benchmarks.bench_worker TASK.json", file=sys.stderr)
+        print("usage: python -m spanqa.benchmarks.qa_bench.worker TASK.json", file=sys.stderr)
         return 2
     task = WorkerTask.read(argv[0])
     result = run_task(task)

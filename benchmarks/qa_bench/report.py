@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanqa.benchmarks.bench_machine import MachineInfo
-from spanqa.benchmarks.bench_results import SystemResult, Workload
-from spanqa.benchmarks.gemm_ceiling import Ceiling
+from spanqa.benchmarks.qa_bench.machine import MachineInfo
+from spanqa.benchmarks.qa_bench.results import SystemResult, Workload
+from spanqa.benchmarks.qa_bench.ceiling import Ceiling
 
 HEADLINE_SYSTEM = "spanqa-int8"
 HEADLINE_BASELINES = ("hf-pipeline", "optimum-int8")
@@ -137,7 +137,7 @@ def _notes(report: BenchReport) -> list[str]:
         "seed and spanqa pick spans by the same rule (best start+end logit over all windows), the pipeline by "
         "per-window probabilities, so pipeline rows also differ by algorithm, not only by numerics.",
         f"- GEMM ceiling used: the useful model FLOPs (no padding; {report.flops_per_384_window / 1e9:.3f} GFLOP per "
-        "384-token window, see model_flops.py) per second of wall time (e2e) or of model time (infer), as a share "
+        "384-token window, see qa_bench/flops.py) per second of wall time (e2e) or of model time (infer), as a share "
         "of this machine's measured GEMM rate in the system's precision.",
     ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from spanqa.benchmarks.bench_systems import PassResult, StageClock
+from spanqa.benchmarks.qa_bench.systems.timing import PassResult, StageClock
 from spanqa.engine.core.data import QAExample
 
 
