@@ -9,8 +9,9 @@ notebook on purpose, so that it follows the tie rule written down in
 * the ranking is stable (``np.argsort(-logits, kind="stable")``; the notebook's
   default quicksort orders equal logits arbitrarily), and it only looks at the
   window's first ``length`` positions;
-* it also produces the n-best list, the SQuAD v2 null score and the
-  no-answer decision, which the notebook does not.
+* it also produces the n-best list, the SQuAD v2 null score, the
+  no-answer decision and the answer's probability (``Answer.score``), which
+  the notebook does not.
 
 It takes the same padded arrays as ``spanqa.engine.core.decoder.decode_predictions``
 and returns the same result types.
@@ -25,7 +26,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from spanqa.engine.core.decoder import DecodeOptions, NBestSpan, SpanPrediction
+from spanqa.engine.core.answers import Answer, NBestSpan
+from spanqa.engine.core.decoder import DecodeOptions
 
 __all__ = ["notebook_as_written", "notebook_predictions", "same_prediction"]
 
@@ -67,13 +69,15 @@ def notebook_predictions(
     cls_index: np.ndarray,
     example_index: np.ndarray,
     options: DecodeOptions = DecodeOptions(),
-) -> list[SpanPrediction]:
+    ids: Sequence[str] | None = None,
+) -> list[Answer]:
+    ids = [str(position) for position in range(len(contexts))] if ids is None else ids
     windows_of_example = defaultdict(list)
     for window, example in enumerate(np.asarray(example_index).tolist()):
         windows_of_example[example].append(window)
 
     predictions = []
-    for example, context in enumerate(contexts):
+    for example, (id, context) in enumerate(zip(ids, contexts, strict=True)):
         valid_answers = []
         null_score = math.inf
         for window in windows_of_example[example]:
@@ -94,39 +98,46 @@ def notebook_predictions(
                 )
             )
 
+        # sorted() is stable with reverse=True as well: equal scores keep their visit order.
+        ranked = sorted(valid_answers, key=lambda answer: answer["score"], reverse=True)[: options.n_best]
+        ranked_scores = [float(answer["score"]) for answer in ranked]
         n_best = None
         if options.return_n_best:
-            # sorted() is stable with reverse=True as well: equal scores keep their visit order.
-            ranked = sorted(valid_answers, key=lambda answer: answer["score"], reverse=True)[: options.n_best]
-            probabilities = _softmax([float(answer["score"]) for answer in ranked]) if ranked else []
+            probabilities = _softmax(ranked_scores) if ranked else []
             n_best = tuple(
-                NBestSpan(context[answer["start"] : answer["end"]], float(answer["score"]), probability,
-                          answer["start"], answer["end"])
-                for answer, probability in zip(ranked, probabilities)
+                NBestSpan(context[answer["start"] : answer["end"]], score, probability, answer["start"], answer["end"])
+                for answer, score, probability in zip(ranked, ranked_scores, probabilities)
             )  # fmt: skip
+        # The probability is taken among the n-best spans, plus the null answer in SQuAD v2 mode.
+        null_weighs = options.null_threshold is not None and math.isfinite(null_score)
+        candidates = ranked_scores + [null_score] if null_weighs else ranked_scores
 
         if not valid_answers:
-            predictions.append(SpanPrediction("", null_score, 0, 0, None, null_score, True, n_best))
+            predictions.append(Answer(id, "", _softmax(candidates)[-1] if null_weighs else 0.0, 0, 0, True, n_best))
             continue
         best = max(valid_answers, key=lambda answer: answer["score"])  # first of equal scores wins
         span_score = float(best["score"])
         threshold = options.null_threshold
         if threshold is not None and null_score - span_score > threshold:
-            predictions.append(SpanPrediction("", null_score, 0, 0, span_score, null_score, True, n_best))
+            predictions.append(Answer(id, "", _softmax(candidates)[-1], 0, 0, True, n_best))
         else:
             predictions.append(
-                SpanPrediction(context[best["start"] : best["end"]], span_score, best["start"], best["end"],
-                               span_score, null_score, False, n_best)
+                Answer(id, context[best["start"] : best["end"]], _softmax(candidates)[0], best["start"], best["end"],
+                       False, n_best)
             )  # fmt: skip
     return predictions
 
 
-def same_prediction(ours: SpanPrediction, reference: SpanPrediction, rel_tol: float = 1e-9) -> bool:
-    """Equal in every field, except that n-best probabilities may differ by rounding (the softmaxes sum differently)."""
+def same_prediction(ours: Answer, reference: Answer, rel_tol: float = 1e-9) -> bool:
+    """Equal in every field, except that probabilities (the score and the n-best ones) may differ by rounding: the
+    softmaxes sum differently."""
+    if not math.isclose(ours.score, reference.score, rel_tol=rel_tol):
+        return False
+    ours, reference = replace(ours, score=0.0), replace(reference, score=0.0)
     if ours.n_best is None or reference.n_best is None or len(ours.n_best) != len(reference.n_best):
         return ours == reference
 
-    def without_probabilities(prediction: SpanPrediction) -> SpanPrediction:
+    def without_probabilities(prediction: Answer) -> Answer:
         return replace(prediction, n_best=tuple(replace(span, probability=0.0) for span in prediction.n_best))
 
     return without_probabilities(ours) == without_probabilities(reference) and all(

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
-from spanqa.engine.core.decoder import DecodeOptions, SpanPrediction, decode_predictions
+from spanqa.engine.core.answers import Answer
+from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
 from spanqa.engine.core.windows import WindowOptions, make_windows
 from spanqa.engine.evaluation.scoring import evaluate
 
@@ -36,7 +37,7 @@ class CheckpointScore:
 
 def predict(
     checkpoint: str, examples: list[QAExample], batch_size: int = 32, options: DecodeOptions = DecodeOptions()
-) -> tuple[list[SpanPrediction], int, float]:
+) -> tuple[list[Answer], int, float]:
     """Predictions for `examples`, the number of windows, and the seconds spent in the model."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer

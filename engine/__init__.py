@@ -13,13 +13,13 @@ _EXPORTS = {
     "default_model_dir": "spanqa.engine.runtime.engine",
     "EngineOptions": "spanqa.engine.runtime.options",
     "SessionOptions": "spanqa.engine.runtime.options",
-    "Answer": "spanqa.engine.runtime.results",
+    "Answer": "spanqa.engine.core.answers",
     "EngineStats": "spanqa.engine.runtime.results",
     "DeviceError": "spanqa.engine.runtime.backends.base",
     "ModelFolderError": "spanqa.engine.core.model_folder",
     "WindowOptions": "spanqa.engine.core.windows",
     "DecodeOptions": "spanqa.engine.core.decoder",
-    "NBestSpan": "spanqa.engine.core.decoder",
+    "NBestSpan": "spanqa.engine.core.answers",
     "QAExample": "spanqa.engine.core.data",
     "DataFormatError": "spanqa.engine.core.data",
     "load_examples": "spanqa.engine.core.data",
@@ -30,12 +30,13 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from spanqa.engine.runtime.backends.base import DeviceError
     from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
-    from spanqa.engine.core.decoder import DecodeOptions, NBestSpan
+    from spanqa.engine.core.answers import Answer, NBestSpan
+    from spanqa.engine.core.decoder import DecodeOptions
     from spanqa.engine.runtime.engine import QAEngine, default_model_dir
     from spanqa.engine.core.windows import WindowOptions
     from spanqa.engine.core.model_folder import ModelFolderError
     from spanqa.engine.runtime.options import EngineOptions, SessionOptions
-    from spanqa.engine.runtime.results import Answer, EngineStats
+    from spanqa.engine.runtime.results import EngineStats
 
 
 def __getattr__(name: str) -> Any:

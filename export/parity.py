@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.engine.core.data import DataFormatError, QAExample, load_examples, sample_questions_path
-from spanqa.engine.core.decoder import DecodeOptions, SpanPrediction, decode_predictions
+from spanqa.engine.core.answers import Answer
+from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
 from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
 from spanqa.engine.core.model_folder import ParityReport
 from spanqa.engine.evaluation.scoring import evaluate
@@ -116,7 +117,7 @@ def onnx_logits(session, windows: Windows, batch_size: int, pad_token_id: int) -
     return Logits(start, end, seconds)
 
 
-def decode(examples: Sequence[QAExample], windows: Windows, logits: Logits, pad_token_id: int) -> list[SpanPrediction]:
+def decode(examples: Sequence[QAExample], windows: Windows, logits: Logits, pad_token_id: int) -> list[Answer]:
     everything = windows.padded(np.arange(len(windows)), pad_token_id)
     return decode_predictions(
         [example.context for example in examples], logits.start, logits.end, everything.offsets,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import WindowOptions, Windows
-from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, WindowDefaults, write_manifest
+from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, write_manifest
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
@@ -91,7 +91,7 @@ def export_model(options: ExportOptions) -> ExportResult:
             onnxruntime_version=_version("onnxruntime"),
             fused_ops=fused_ops,
             parity=parity,
-            window=WindowDefaults(window_options.max_length, window_options.stride, window_options.max_question_tokens),
+            window=window_options,
             versions={name: _version(name) for name in _VERSIONED_PACKAGES},
         )
         write_manifest(stage, manifest)  # last: a folder without it is not a finished export

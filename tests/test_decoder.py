@@ -57,8 +57,20 @@ def hand_batch(windows, example_index=None, contexts=None, dtype=np.float32) -> 
     return Batch(contexts, start_logits, end_logits, offsets, lengths, np.zeros(len(windows), np.int64), example_index)
 
 
-def decode(batch: Batch, options=DecodeOptions()):
-    return decode_predictions(batch.contexts, *batch.arrays(), options)
+def decode(batch: Batch, options=DecodeOptions(), ids=None):
+    return decode_predictions(batch.contexts, *batch.arrays(), options, ids=ids)
+
+
+def raw_scores(batch: Batch, options=DecodeOptions()) -> tuple[float | None, float]:
+    """The first example's best span score (None without a valid pair) and null score, as the kernel sums them."""
+    spans = decode_spans(*batch.arrays(), len(batch.contexts), n_best=options.n_best,
+                         max_answer_length=options.max_answer_length)  # fmt: skip
+    return (float(spans.scores[0, 0]) if spans.counts[0] else None), float(spans.null_scores[0])
+
+
+def softmax_weight(chosen: float, candidates: list[float]) -> float:
+    weights = np.exp(np.array(candidates, dtype=np.float64) - max(candidates))
+    return float(np.exp(chosen - max(candidates)) / weights.sum())
 
 
 def reference(batch: Batch, options=DecodeOptions()):
@@ -120,7 +132,7 @@ def test_decoder_matches_notebook_reference(batch, options):
     ours = decode(batch, options)
     expected = reference(batch, options)
     assert len(ours) == len(expected)
-    for example, (got, want) in enumerate(zip(ours, expected)):
+    for example, (got, want) in enumerate(zip(ours, expected, strict=True)):
         assert same_prediction(got, want), (example, got, want)
 
 
@@ -152,7 +164,9 @@ def realistic_batches(draw) -> Batch:
 @given(realistic_batches(), st.sampled_from([1, 5, 20]), st.booleans())
 def test_decoder_matches_notebook_reference_on_model_sized_windows(batch, n_best, return_n_best):
     options = DecodeOptions(n_best=n_best, return_n_best=return_n_best)
-    for example, (got, want) in enumerate(zip(decode(batch, options), reference(batch, options))):
+    ours, expected = decode(batch, options), reference(batch, options)
+    assert len(ours) == len(expected) == len(batch.contexts)
+    for example, (got, want) in enumerate(zip(ours, expected, strict=True)):
         assert same_prediction(got, want), (example, got, want)
 
 
@@ -161,7 +175,26 @@ def test_decoder_matches_notebook_reference_on_model_sized_windows(batch, n_best
 def test_batch_composition_does_not_change_predictions(batch, options):
     together = decode(batch, options)
     for example in range(len(batch.contexts)):
-        assert decode(batch.only(example), options) == [together[example]]
+        assert decode(batch.only(example), options, ids=[str(example)]) == [together[example]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(random_batches(), decode_options)
+def test_returning_the_n_best_list_changes_nothing_else(batch, options):
+    with_list = decode(batch, dataclasses.replace(options, return_n_best=True))
+    without = decode(batch, dataclasses.replace(options, return_n_best=False))
+    assert [dataclasses.replace(answer, n_best=None) for answer in with_list] == without
+    for answer in with_list:
+        if answer.n_best and options.null_threshold is None:  # v1: the score is the best span's n-best probability
+            assert answer.score == answer.n_best[0].probability
+
+
+def test_ids_name_the_answers_in_order():
+    batch = hand_batch([([0, 1], [0, 1], [OUT, (0, 2)]), ([0, 1], [0, 1], [OUT, (3, 5)])], [0, 1])
+    assert [answer.id for answer in decode(batch)] == ["0", "1"]
+    assert [answer.id for answer in decode(batch, ids=["q7", "q3"])] == ["q7", "q3"]
+    with pytest.raises(ValueError, match="got 1 ids for 2 contexts"):
+        decode(batch, ids=["q7"])
 
 
 def test_same_prediction_flags_every_kind_of_difference():
@@ -185,18 +218,20 @@ def test_span_outside_the_context_is_never_chosen():
     # [CLS] question question [SEP] context context: the question tokens carry the highest logits.
     batch = hand_batch([([0, 9, 9, 0, 1, 0], [0, 9, 9, 0, 0, 1], [OUT, OUT, OUT, OUT, (0, 3), (4, 7)])])
     (prediction,) = decode(batch)
-    assert (prediction.answer, prediction.start, prediction.end, prediction.score) == (CONTEXT[0:7], 0, 7, 2.0)
-    assert prediction == reference(batch)[0]
+    assert (prediction.answer, prediction.start, prediction.end, raw_scores(batch)[0]) == (CONTEXT[0:7], 0, 7, 2.0)
+    # The other valid pairs: tokens (4, 4) scores 1 + 0, (5, 5) 0 + 1.
+    assert prediction.score == pytest.approx(softmax_weight(2.0, [2.0, 1.0, 1.0]), rel=1e-12)
+    assert same_prediction(prediction, reference(batch)[0])
 
 
 def test_max_answer_length_is_respected():
     offsets = [OUT, (0, 1), (2, 3), (4, 5), (6, 7)]
     batch = hand_batch([([0, 5, 1, 0, 0], [0, 0, 0, 1, 6], offsets)])
     assert decode(batch, DecodeOptions(max_answer_length=4))[0].answer == CONTEXT[0:7]  # tokens 1..4, 5 + 6
-    shorter = decode(batch, DecodeOptions(max_answer_length=3))[0]
-    assert (shorter.answer, shorter.score) == (CONTEXT[2:7], 7.0)  # tokens 2..4, 1 + 6
-    single = decode(batch, DecodeOptions(max_answer_length=1))[0]
-    assert (single.start, single.end, single.score) == (6, 7, 6.0)  # token 4 alone, 0 + 6
+    shorter = DecodeOptions(max_answer_length=3)
+    assert (decode(batch, shorter)[0].answer, raw_scores(batch, shorter)[0]) == (CONTEXT[2:7], 7.0)  # tokens 2..4, 1 + 6
+    single = DecodeOptions(max_answer_length=1)
+    assert (decode(batch, single)[0].start, decode(batch, single)[0].end, raw_scores(batch, single)[0]) == (6, 7, 6.0)
 
 
 def test_only_top_n_best_positions_are_candidates():
@@ -209,8 +244,9 @@ def test_only_top_n_best_positions_are_candidates():
 def test_best_span_is_taken_across_windows():
     first = ([0, 1, 1], [0, 1, 1], [OUT, (0, 4), (5, 9)])
     second = ([0, 3, 1], [0, 1, 2], [OUT, (5, 9), (10, 12)])
-    (prediction,) = decode(hand_batch([first, second]))
-    assert (prediction.answer, prediction.start, prediction.end, prediction.score) == (CONTEXT[5:12], 5, 12, 5.0)
+    batch = hand_batch([first, second])
+    (prediction,) = decode(batch)
+    assert (prediction.answer, prediction.start, prediction.end, raw_scores(batch)[0]) == (CONTEXT[5:12], 5, 12, 5.0)
 
 
 def test_equal_scores_go_to_the_earlier_window_and_lower_index():
@@ -229,16 +265,18 @@ def test_equal_scores_go_to_the_earlier_window_and_lower_index():
 def test_character_length_must_be_positive():
     batch = hand_batch([([0, 5, 1], [0, 5, 1], [OUT, (4, 4), (6, 8)])])  # token 1 is empty
     (prediction,) = decode(batch)
-    assert (prediction.start, prediction.end, prediction.score) == (4, 8, 6.0)
+    assert (prediction.start, prediction.end, raw_scores(batch)[0]) == (4, 8, 6.0)
 
 
 def test_example_without_a_valid_pair_gets_the_empty_answer():
     batch = hand_batch([([0, 1], [0, 1], [OUT, OUT]), ([0, 9, 1], [0, 1, 9], [OUT, (0, 2), (3, 5)])], [0, 1])
     no_pair, answered = decode(batch, DecodeOptions(return_n_best=True))
-    assert (no_pair.answer, no_pair.start, no_pair.end, no_pair.span_score) == ("", 0, 0, None)
+    assert (no_pair.answer, no_pair.start, no_pair.end, raw_scores(batch.only(0))[0]) == ("", 0, 0, None)
     assert no_pair.is_impossible and no_pair.n_best == ()
-    assert no_pair.score == no_pair.null_score == 0.0
+    assert no_pair.score == raw_scores(batch.only(0))[1] == 0.0  # v1: a no-answer is no candidate, so probability 0
     assert answered.answer == CONTEXT[0:5] and not answered.is_impossible
+    # v2: the null answer is the only candidate, so it gets all the probability.
+    assert decode(batch, DecodeOptions(null_threshold=0.0))[0].score == 1.0
 
 
 def test_null_threshold_decides_no_answer():
@@ -246,15 +284,19 @@ def test_null_threshold_decides_no_answer():
     windows = [([2, 1], [3, 2], [OUT, (0, 4)]), ([3, 0], [4, 0], [OUT, (5, 8)])]
     batch = hand_batch(windows)
     expectations = {None: False, 1.0: True, 1.99: True, 2.0: False, 3.0: False, -10.0: True}
+    assert raw_scores(batch) == (3.0, 5.0)
     for threshold, impossible in expectations.items():
         (prediction,) = decode(batch, DecodeOptions(null_threshold=threshold))
-        assert prediction.null_score == 5.0 and prediction.span_score == 3.0
         assert prediction.is_impossible is impossible, threshold
+        # The candidates: the spans 1 + 2 (window 0) and 0 + 0 (window 1), plus in v2 mode the null answer.
+        candidates = [3.0, 0.0] if threshold is None else [3.0, 0.0, 5.0]
         if impossible:
-            assert (prediction.answer, prediction.start, prediction.end, prediction.score) == ("", 0, 0, 5.0)
+            assert (prediction.answer, prediction.start, prediction.end) == ("", 0, 0)
+            assert prediction.score == pytest.approx(softmax_weight(5.0, candidates), rel=1e-12)
         else:
-            assert (prediction.answer, prediction.start, prediction.end, prediction.score) == (CONTEXT[0:4], 0, 4, 3.0)
-        assert prediction == reference(batch, DecodeOptions(null_threshold=threshold))[0]
+            assert (prediction.answer, prediction.start, prediction.end) == (CONTEXT[0:4], 0, 4)
+            assert prediction.score == pytest.approx(softmax_weight(3.0, candidates), rel=1e-12)
+        assert same_prediction(prediction, reference(batch, DecodeOptions(null_threshold=threshold))[0])
 
 
 def test_scores_keep_the_logits_dtype():
@@ -263,7 +305,7 @@ def test_scores_keep_the_logits_dtype():
     batch = hand_batch([([0, a], [0, b], [OUT, (0, 3)])])
     spans = decode_spans(*batch.arrays(), 1)
     assert spans.scores.dtype == np.float32 and spans.null_scores.dtype == np.float32
-    assert decode(batch)[0].score == float(a + b)
+    assert decode(batch, DecodeOptions(return_n_best=True))[0].n_best[0].score == float(a + b)
     assert decode_spans(*hand_batch([([0, a], [0, b], [OUT, (0, 3)])], dtype=np.float64).arrays(), 1).scores.dtype == np.float64
 
 

@@ -21,9 +21,10 @@ Tie rule (``benchmarks/notebook_postprocess.py`` follows it identically):
   visit order stably sorted by descending score.
 
 Logits must be float32 or float64 (both arrays alike); non-finite logits inside
-a window's length raise ``ValueError``. The result objects are plain (not
-frozen) slotted dataclasses: one is built per example on the hot path, and
-frozen ones cost several times more to construct.
+a window's length raise ``ValueError``. ``decode_spans`` returns the raw
+scores as arrays; ``decode_predictions`` turns them into one
+``spanqa.engine.core.answers.Answer`` per example, whose ``score`` is a
+probability (see ``Answer``).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from spanqa.engine.core.answers import Answer, NBestSpan, softmax
+
 __all__ = [
     "DecodeOptions",
-    "NBestSpan",
     "SpanArrays",
-    "SpanPrediction",
     "decode_predictions",
     "decode_spans",
 ]
@@ -61,27 +62,6 @@ class DecodeOptions:
             raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
         if self.null_threshold is not None and not math.isfinite(self.null_threshold):
             raise ValueError(f"null_threshold must be finite or None, got {self.null_threshold}")
-
-
-@dataclass(slots=True)
-class NBestSpan:
-    answer: str
-    score: float
-    probability: float  # softmax over the example's n-best scores
-    start: int  # character offsets into the context, end exclusive
-    end: int
-
-
-@dataclass(slots=True)
-class SpanPrediction:
-    answer: str
-    score: float  # score of the returned answer: the span's, or the null score when is_impossible
-    start: int  # character offsets into the context (end exclusive); 0, 0 for no answer
-    end: int
-    span_score: float | None  # best valid span's score, None when the example has no valid pair
-    null_score: float  # +inf when the example has no non-empty window
-    is_impossible: bool  # True when the returned answer is the empty no-answer
-    n_best: tuple[NBestSpan, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -360,29 +340,6 @@ def decode_spans(
     return SpanArrays(scores, starts, ends, counts, null_scores)
 
 
-def _softmax_rows(scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Softmax of each row's first ``count`` scores, in float64 and shifted by the row maximum; 0 elsewhere."""
-    used = np.arange(scores.shape[1]) < counts[:, None]
-    values = np.where(used, scores.astype(np.float64), -np.inf)
-    top = np.where(counts[:, None] > 0, values.max(axis=1, keepdims=True), 0.0)
-    weights = np.exp(values - top)
-    totals = weights.sum(axis=1, keepdims=True)
-    return np.divide(weights, totals, out=np.zeros_like(weights), where=totals > 0)
-
-
-def _n_best_lists(contexts: Sequence[str], spans: SpanArrays) -> list[tuple[NBestSpan, ...]]:
-    probabilities = _softmax_rows(spans.scores, spans.counts).tolist()
-    n_best_lists = []
-    for context, count, scores, row_probabilities, starts, ends in zip(
-        contexts, spans.counts.tolist(), spans.scores.tolist(), probabilities,
-        spans.starts.tolist(), spans.ends.tolist(), strict=True,
-    ):  # fmt: skip
-        starts, ends = starts[:count], ends[:count]
-        answers = [context[start:end] for start, end in zip(starts, ends)]
-        n_best_lists.append(tuple(map(NBestSpan, answers, scores[:count], row_probabilities, starts, ends)))
-    return n_best_lists
-
-
 def decode_predictions(
     contexts: Sequence[str],
     start_logits: np.ndarray,
@@ -392,28 +349,58 @@ def decode_predictions(
     cls_index: np.ndarray,
     example_index: np.ndarray,
     options: DecodeOptions = DecodeOptions(),
-) -> list[SpanPrediction]:
-    """One prediction per context; ``example_index`` maps each window to its context."""
+    ids: Sequence[str | int] | None = None,
+) -> list[Answer]:
+    """One Answer per context; ``example_index`` maps each window to its context.
+
+    ``ids`` name the answers; without them an answer's id is its context's position, as a string. The n-best
+    candidates are always kept, because ``Answer.score`` is the answer's probability among them.
+    """
+    if ids is None:
+        ids = [str(position) for position in range(len(contexts))]
+    elif len(ids) != len(contexts):
+        raise ValueError(f"got {len(ids)} ids for {len(contexts)} contexts")
     spans = decode_spans(
         start_logits, end_logits, offsets, lengths, cls_index, example_index, len(contexts),
-        n_best=options.n_best,
-        max_answer_length=options.max_answer_length,
-        keep=options.n_best if options.return_n_best else 1,
+        n_best=options.n_best, max_answer_length=options.max_answer_length, keep=options.n_best,
     )  # fmt: skip
     # Whole columns at once, then tolist(): per-example numpy scalar access would cost more than the kernel.
-    has_span = spans.counts > 0
-    span_scores = spans.scores[:, 0].astype(np.float64)
+    impossible = spans.counts == 0
     null_scores = spans.null_scores.astype(np.float64)
-    impossible = ~has_span
     if options.null_threshold is not None:
-        impossible |= null_scores - span_scores > options.null_threshold
+        impossible |= null_scores - spans.scores[:, 0].astype(np.float64) > options.null_threshold
     starts = np.where(impossible, 0, spans.starts[:, 0]).tolist()
     ends = np.where(impossible, 0, spans.ends[:, 0]).tolist()
-    answers = [context[start:end] for context, start, end in zip(contexts, starts, ends, strict=True)]
-    scores = np.where(impossible, null_scores, span_scores).tolist()
-    span_score_or_none = [score if found else None for score, found in zip(span_scores.tolist(), has_span.tolist())]
-    n_best_lists = _n_best_lists(contexts, spans) if options.return_n_best else [None] * len(contexts)
-    return list(
-        map(SpanPrediction, answers, scores, starts, ends, span_score_or_none, null_scores.tolist(),
-            impossible.tolist(), n_best_lists)
-    )  # fmt: skip
+    null_or_none = null_scores.tolist() if options.null_threshold is not None else [None] * len(contexts)
+    # The n-best spans' offsets are only read when they are returned.
+    span_rows = zip(spans.starts.tolist(), spans.ends.tolist()) if options.return_n_best else [(None, None)] * len(contexts)
+    answers = []
+    for id, context, count, row_scores, null_score, no_answer, start, end, (row_starts, row_ends) in zip(
+        ids, contexts, spans.counts.tolist(), spans.scores.tolist(), null_or_none, impossible.tolist(),
+        starts, ends, span_rows, strict=True,
+    ):  # fmt: skip
+        span_scores = row_scores[:count]
+        n_best = None if row_starts is None else _n_best(context, span_scores, row_starts, row_ends)
+        score = _probability(span_scores, null_score, no_answer)
+        answers.append(Answer(id, context[start:end], score, start, end, no_answer, n_best))
+    return answers
+
+
+def _n_best(context: str, span_scores: list[float], starts: list[int], ends: list[int]) -> tuple[NBestSpan, ...]:
+    starts, ends = starts[: len(span_scores)], ends[: len(span_scores)]
+    answers = [context[start:end] for start, end in zip(starts, ends)]
+    probabilities = softmax(span_scores) if span_scores else []
+    return tuple(map(NBestSpan, answers, span_scores, probabilities, starts, ends))
+
+
+def _probability(span_scores: list[float], null_score: float | None, no_answer: bool) -> float:
+    """The returned answer's softmax weight among the n-best spans and, when `null_score` is given and finite, the
+    null answer; 0.0 for a no-answer that is not a candidate (no valid span, no null score to weigh)."""
+    candidates = span_scores
+    if null_score is not None and math.isfinite(null_score):
+        candidates = [*span_scores, null_score]
+        if no_answer:
+            return softmax(candidates)[-1]
+    elif no_answer:
+        return 0.0
+    return softmax(candidates)[0]

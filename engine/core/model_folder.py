@@ -20,6 +20,8 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from spanqa.engine.core.window_options import WindowOptions
+
 MANIFEST_NAME = "manifest.json"
 MODEL_FILE = "model.onnx"
 FORMAT = "spanqa-onnx"
@@ -50,13 +52,6 @@ class ParityReport:
 
 
 @dataclass(frozen=True)
-class WindowDefaults:
-    max_length: int = 384
-    stride: int = 128
-    max_question_tokens: int = 64
-
-
-@dataclass(frozen=True)
 class Manifest:
     precision: str  # fp32 | int8 | fp16
     opset: int
@@ -68,7 +63,7 @@ class Manifest:
     onnxruntime_version: str
     fused_ops: Mapping[str, int]  # e.g. {"Attention": 6, "SkipLayerNormalization": 12, ...}
     parity: ParityReport | None
-    window: WindowDefaults = field(default_factory=WindowDefaults)
+    window: WindowOptions = field(default_factory=WindowOptions)  # what the model was exported (and checked) with
     model_file: str = MODEL_FILE
     versions: Mapping[str, str] = field(default_factory=dict)  # spanqa, transformers, optimum, torch, onnx ...
     format: str = FORMAT
@@ -140,9 +135,9 @@ def _manifest_from_dict(raw: dict[str, Any], path: Path) -> Manifest:
         if values.get("parity") is not None:
             values["parity"] = ParityReport(**_object(values["parity"], "parity", path))
         if "window" in values:
-            values["window"] = WindowDefaults(**_object(values["window"], "window", path))
+            values["window"] = WindowOptions(**_object(values["window"], "window", path))
         return Manifest(**values)
-    except TypeError as error:  # unknown or missing keys inside a nested record
+    except (TypeError, ValueError) as error:  # unknown or missing keys inside a nested record, invalid window values
         raise ModelFolderError(f"{path}: malformed manifest: {error}") from None
 
 

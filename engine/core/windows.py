@@ -15,25 +15,13 @@ import numpy as np
 import regex
 
 from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.window_options import WindowOptions
 
 logger = logging.getLogger(__name__)
 
 _COMBINING_MARKS = regex.compile(r"\p{Mn}+")  # nonspacing marks: the accents that uncased tokenizers drop
 
 OUTSIDE_CONTEXT = -1  # offset value of every token that is not part of the context (question, specials, padding)
-
-
-@dataclass(frozen=True)
-class WindowOptions:
-    max_length: int = 384
-    stride: int = 128
-    # Longer questions are cut to this many tokens (with a warning) rather than failing the whole batch:
-    # with only_second truncation a question that fills the window leaves no room for the context (transformers#23654).
-    max_question_tokens: int = 64
-
-    def __post_init__(self) -> None:
-        if self.stride < 0 or self.max_question_tokens < 1:
-            raise ValueError(f"invalid window options: {self}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +35,14 @@ class PaddedWindows:
     lengths: np.ndarray  # int64 [B]
     cls_index: np.ndarray  # int64 [B]
     example_index: np.ndarray  # int64 [B]
+
+    def take(self, rows: np.ndarray) -> PaddedWindows:
+        """The windows at `rows` (an index array), in that order, padded only as far as the longest of them."""
+        width = int(self.lengths[rows].max()) if len(rows) else 0
+        return PaddedWindows(
+            self.input_ids[rows, :width], self.attention_mask[rows, :width], self.token_type_ids[rows, :width],
+            self.offsets[rows, :width], self.lengths[rows], self.cls_index[rows], self.example_index[rows],
+        )  # fmt: skip
 
 
 @dataclass

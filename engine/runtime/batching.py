@@ -82,22 +82,12 @@ class PreparedGroup:
     seconds: float  # time spent tokenizing and assembling
 
 
-def cut_batches(windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int) -> tuple[PaddedWindows, list]:
+def cut_batches(
+    windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int
+) -> tuple[PaddedWindows, list[tuple[np.ndarray, PaddedWindows]]]:
     """Pad the group once, then slice each batch from it (cheaper than padding every batch from the flat arrays)."""
     everything = windows.padded(np.arange(len(windows)), pad_token_id)
-    batches = []
-    for rows in pack_batches(windows.lengths, max_tokens, max_windows):
-        width = int(everything.lengths[rows].max())
-        batch = PaddedWindows(
-            input_ids=everything.input_ids[rows, :width],
-            attention_mask=everything.attention_mask[rows, :width],
-            token_type_ids=everything.token_type_ids[rows, :width],
-            offsets=everything.offsets[rows, :width],
-            lengths=everything.lengths[rows],
-            cls_index=everything.cls_index[rows],
-            example_index=everything.example_index[rows],
-        )
-        batches.append((rows, batch))
+    batches = [(rows, everything.take(rows)) for rows in pack_batches(windows.lengths, max_tokens, max_windows)]
     return everything, batches
 
 

@@ -21,7 +21,7 @@ from spanqa.engine.core.decoder import decode_predictions
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.runtime.prefetch import Prefetcher
-from spanqa.engine.runtime.results import Answer, EngineStats, answer_from_prediction
+from spanqa.engine.runtime.results import Answer, EngineStats
 
 DEFAULT_MODEL_NAME = "minilm-l6-squad-int8"
 
@@ -124,17 +124,11 @@ class QAEngine:
             start_logits[rows, : expected[1]] = batch_start
             end_logits[rows, : expected[1]] = batch_end
         inferred = time.perf_counter()
-        decode = self.options.decode
-        # Always decode the n-best list: Answer.score is the answer's probability among those candidates.
-        predictions = decode_predictions(
+        answers = decode_predictions(
             [example.context for example in group.examples], start_logits, end_logits, windows.offsets,
-            windows.lengths, windows.cls_index, windows.example_index, replace(decode, return_n_best=True),
+            windows.lengths, windows.cls_index, windows.example_index, self.options.decode,
+            ids=[example.id for example in group.examples],
         )  # fmt: skip
-        with_null = decode.null_threshold is not None
-        answers = [
-            answer_from_prediction(example.id, prediction, with_null, decode.return_n_best)
-            for example, prediction in zip(group.examples, predictions, strict=True)
-        ]
         finished = time.perf_counter()
         stats = self.stats
         stats.examples += len(group.examples)

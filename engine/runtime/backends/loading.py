@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 from spanqa.engine.core.windows import WindowOptions
@@ -40,7 +39,7 @@ def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
 
     manifest = read_manifest(folder)
     tokenizer = load_tokenizer(folder, exported=True)
-    window = options.window or WindowOptions(**asdict(manifest.window))
+    window = options.window or manifest.window
     _check_window(folder, window)
     backend = OnnxBackend(
         folder, manifest, options.device, options.session, options.max_batch_windows, window, pad_token_id(tokenizer)
