@@ -68,14 +68,16 @@ def test_empty_answers_are_an_error_in_v1(tmp_path):
 @pytest.mark.parametrize(
     "qa, message",
     [
-        ({"question": "?", "answers": []}, r'qas\[1\]: missing field "id"'),
-        ({"id": "q", "answers": []}, r'qas\[1\]: missing field "question"'),
-        ({"id": 7, "question": "?", "answers": []}, r'qas\[1\]: field "id" must be str, got int'),
-        ({"id": "q", "question": "?", "answers": [{"text": "Paris"}]}, r'answers\[0\]: missing field "answer_start"'),
-        ({"id": "q", "question": "?", "answers": [{"text": "Paris", "answer_start": "0"}]}, "must be an integer"),
+        ({"id": "q", "answers": []}, r'qas\[1\] \(id \'q\'\): missing field "question"'),
+        ({"id": True, "question": "?", "answers": []}, r'qas\[1\]: field "id" must be a string or an integer, got a JSON boolean'),
+        ({"id": "", "question": "?", "answers": []}, r'qas\[1\]: field "id" is empty'),
+        ({"id": "q", "question": "?", "answers": [{"text": "Paris", "answer_start": "0"}]}, "must be an integer, got a JSON string"),
         ({"id": "q", "question": "?", "answers": [{"text": "Paris", "answer_start": 3}]}, "does not index the answer"),
         ({"id": "q", "question": "?", "answers": [{"text": "Paris", "answer_start": -1}]}, "is negative"),
-        ({"id": "q", "question": "?", "answers": "Paris"}, "answers must be a list or an object"),
+        ({"id": "q", "question": "?", "answers": ["Rome"]}, "the context does not contain the answer text 'Rome'"),
+        ({"id": "q", "question": "?", "answers": "Paris"}, r'field "answers" must be .* got a JSON string'),
+        ({"id": "q1", "question": "?", "answers": []}, r"duplicate id 'q1' \(first seen at .*qas\[0\]\)"),
+        ({"id": "q", "question": "?"}, 'missing field "answers"'),
     ],
 )
 def test_nested_json_validation_names_the_record(tmp_path, qa, message):
@@ -83,6 +85,19 @@ def test_nested_json_validation_names_the_record(tmp_path, qa, message):
     with pytest.raises(DataFormatError, match=r"bad\.json: data\[0\]\.paragraphs\[0\]\.qas\[1\]") as caught:
         read_squad_json(path)
     assert caught.match(message)
+
+
+def test_nested_json_ids_integers_and_missing_ids(tmp_path):
+    qas = [
+        {"id": 7, "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}]},
+        {"question": "Capital again?", "answers": ["Paris"]},  # no id: its ordinal among the file's questions
+        {"id": None, "question": "Museum?", "answers": [{"text": "Louvre"}]},  # located: answer_start 45
+    ]
+    examples = read_squad_json(write_json(tmp_path / "ids.json", squad_document(qas)))
+    assert [(e.id, e.answer_starts) for e in examples] == [(7, (0,)), (2, (0,)), (3, (45,))]
+    clash = squad_document([{**qas[0], "id": "7"}, qas[0]])
+    with pytest.raises(DataFormatError, match=r"qas\[1\]: duplicate id 7 \(first seen at"):  # 7 and "7" are one id
+        read_squad_json(write_json(tmp_path / "clash.json", clash))
 
 
 def test_nested_json_duplicate_id_names_both_records(tmp_path):
@@ -129,9 +144,14 @@ def test_jsonl_official_and_hf_answer_styles(tmp_path):
 
 BAD_JSONL_LINES = [
     ('{"id": "x", "question": "q"', "invalid JSON"),
-    ('["not", "an", "object"]', "expected a JSON object, got array"),
+    ('["not", "an", "object"]', "expected a JSON object, got a JSON array"),
     ('{"id": "x", "context": "c"}', 'missing field "question"'),
-    ('{"id": "x", "question": 5, "context": "c"}', 'field "question" must be str, got int'),
+    ('{"id": "x", "question": 5, "context": "c"}', 'field "question" must be a string, got a JSON number'),
+    ('{"id": "x", "question": "q", "context": "c", "n": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than"),
+    ('{"id": "x", "question": "q", "context": "c", "n": ' + "1" * 5000 + "}", "an integer of 5000 digits"),
+    ('{"id": "x", "question": "q", "context": "c", "n": {"a": {"a": 1, "a": 2}}}', "the key 'a' appears twice"),
+    ('{"id": "h", "question": "q", "context": "c"}', "duplicate id 'h'"),
+    ('{"id": "g ", "question": "q", "context": "c", "answers": ["Paris"]}', "does not contain the answer text"),
     ('{"id": "x", "question": "q", "context": "abc", "answers": [{"text": "zz", "answer_start": 0}]}', "does not index"),
 ]
 
@@ -143,6 +163,34 @@ def test_jsonl_errors_name_the_line(tmp_path, bad_line, message):
     with pytest.raises(DataFormatError, match=r"in\.jsonl:3[: ]") as caught:
         list(iter_jsonl_examples(path))
     assert caught.match(message)
+
+
+def test_jsonl_plain_string_answers_and_integer_ids(tmp_path):
+    # The same line qa-answer accepts (records.py): ids kept as given, plain-string answers located in the context.
+    lines = [
+        json.dumps({"id": 1, "question": "Capital?", "context": CONTEXT, "answers": ["Paris"]}),
+        json.dumps({"question": "Museum?", "context": CONTEXT, "answers": ["Louvre", {"text": "the Louvre"}]}),
+    ]
+    examples = load_examples(write_lines(tmp_path / "plain.jsonl", lines))
+    assert [(e.id, e.answer_texts, e.answer_starts) for e in examples] == [
+        (1, ("Paris",), (0,)),
+        (2, ("Louvre", "the Louvre"), (45, 41)),  # no id: the line number
+    ]
+
+
+def test_jsonl_deep_line_is_reported_and_the_rest_is_read(tmp_path):
+    good = [json.dumps({"id": f"g{i}", "question": "q", "context": "c"}) for i in range(2)]
+    deep = '{"id": "deep", "question": "q", "context": "c", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    errors = []
+    examples = list(iter_jsonl_examples(write_lines(tmp_path / "deep.jsonl", [good[0], deep, good[1]]), errors.append))
+    assert [e.id for e in examples] == ["g0", "g1"]
+    assert [str(error) for error in errors] == [f"{tmp_path / 'deep.jsonl'}:2: invalid JSON (nested deeper than 100 levels)"]
+
+
+def test_nested_json_too_deep_is_a_clear_error(tmp_path):
+    (tmp_path / "deep.json").write_text('{"data": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"deep\.json: invalid JSON \(nested deeper than 100 levels\)"):
+        load_examples(tmp_path / "deep.json")
 
 
 def test_jsonl_invalid_utf8_and_duplicates(tmp_path):

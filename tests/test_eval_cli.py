@@ -1,5 +1,5 @@
-"""`qa-eval` and the scoring library behind it: formats, v2.0 output, every bad-input path, and agreement with
-torchmetrics' SQuAD metric on the full official dev set."""
+"""`qa-eval` and the scoring library behind it: formats, v2.0 output, every bad-input path, and the official v1.1
+script's numbers (an independent reimplementation written here) on the full dev set with mixed predictions."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import random
 import re
 import subprocess
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from spanqa.engine.core.data import QAExample, load_examples
 from spanqa.engine.cli.eval import main
-from spanqa.engine.core.metrics import squad_v1_scores
+from spanqa.engine.core.metrics import question_scores, squad_v1_scores
 from spanqa.engine.evaluation.scoring import (
     PredictionsError,
     ScoringError,
@@ -255,17 +254,23 @@ def test_missing_na_probs_file(v2_data: Path, tmp_path: Path, capsys: pytest.Cap
     ("text", "expected"),
     [
         # Official format, comma missing after line 3.
-        ('{\n  "q1": "a",\n  "q2": "b"\n  "q3": "c"\n}\n', r"p\.txt:4: malformed JSON \(Expecting ','.*column 3"),
+        ('{\n  "q1": "a",\n  "q2": "b"\n  "q3": "c"\n}\n', r"p\.txt:4: invalid JSON \(Expecting ','.*column 3"),
         # Unterminated official object.
-        ('{"q1": "a",\n"q2": "b"', r"p\.txt:2: malformed JSON \(Expecting ',' delimiter"),
+        ('{"q1": "a",\n"q2": "b"', r"p\.txt:2: invalid JSON \(Expecting ',' delimiter"),
         # JSON Lines, third line broken.
-        (GOOD_LINE + '{"id": "q2", "answer": "b"}\n{"id": "q3", "answer": }\n', r"p\.txt:3: malformed JSON"),
+        (GOOD_LINE + '{"id": "q2", "answer": "b"}\n{"id": "q3", "answer": }\n', r"p\.txt:3: invalid JSON"),
         (GOOD_LINE + '["q2", "b"]\n', r"p\.txt:2: expected a JSON object, got a JSON array"),
         (GOOD_LINE + '{"answer": "b"}\n', r'p\.txt:2: missing field "id"'),
         (GOOD_LINE + '\n{"id": "q2", "text": "b"}\n', r'p\.txt:3: missing field "answer"'),
         (GOOD_LINE + '{"id": "q2", "answer": null}\n', r'p\.txt:2: field "answer" must be a string, got a JSON null'),
         (GOOD_LINE + '{"id": "q2", "answer": ["b"]}\n', r'p\.txt:2: field "answer" must be a string, got a JSON array'),
-        ('{"id": 7, "answer": "a"}\n' + GOOD_LINE, r'p\.txt:1: field "id" must be a string, got a JSON number'),
+        ('{"id": true, "answer": "a"}\n' + GOOD_LINE, r'p\.txt:1: field "id" must be a string or an integer, got a JSON boolean'),
+        (GOOD_LINE + '{"id": "q2", "answer": "b", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n", r"p\.txt:2: invalid JSON \(nested deeper than 100 levels\)"),
+        (GOOD_LINE + '{"id": "q2", "answer": "b", "x": ' + "7" * 4400 + "}\n", r"p\.txt:2: invalid JSON \(an integer of 4400 digits"),
+        (GOOD_LINE + '{"id": "q2", "answer": "b", "x": {"k": 1, "k": 2}}\n', r"p\.txt:2: invalid JSON \(the key 'k' appears twice"),
+        ('{\n  "q1": "a",\n  "q2": ' + "[" * 100_000 + "]" * 100_000 + "\n}\n", r"p\.txt:3: invalid JSON \(nested deeper"),
+        ('{\n  "q1": "a",\n  "q2": NaN\n}\n', r"p\.txt:3: invalid JSON \(NaN is not a JSON value\)"),
+        ('{"id": 5, "answer": "b"}\n{"id": "5", "answer": "c"}\n', r"p\.txt:2: duplicate id '5' \(first seen at line 1\)"),
         (
             GOOD_LINE + '{"id": "q2", "answer": "b"}\n{"id": "q1", "answer": "c"}\n',
             r"p\.txt:3: duplicate id 'q1' \(first seen at line 1\)",
@@ -294,6 +299,41 @@ def test_predictions_that_are_not_utf8(v1_data: Path, tmp_path: Path, capsys: py
     assert "p.json: is not UTF-8 text" in err
 
 
+def test_integer_ids_match_gold_by_their_string_form(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # JSONL gold with integer ids and an id-less record (its line number, 3), scored from qa-answer-style JSONL
+    # predictions with integer ids and from the official object, whose keys are strings.
+    records = [
+        {"id": 1, "question": "Who?", "context": CONTEXT, "answers": ["Ada Lovelace"]},
+        {"id": "2", "question": "When?", "context": CONTEXT, "answers": {"text": ["1843"], "answer_start": [40]}},
+        {"question": "For what?", "context": CONTEXT, "answers": [{"text": "the Analytical Engine", "answer_start": 49}]},
+    ]
+    data = _write_jsonl(tmp_path / "gold.jsonl", records)
+    as_jsonl = _write_jsonl(tmp_path / "p.jsonl", [{"id": 1, "answer": "Ada Lovelace"}, {"id": 2, "answer": "1843"},
+                                                   {"id": 3, "answer": "Analytical Engine"}])  # fmt: skip
+    as_object = _write(tmp_path / "p.json", json.dumps({"1": "Ada Lovelace", "2": "1843", "3": "Analytical Engine"}))
+    for predictions in (as_jsonl, as_object):
+        assert _run_ok([str(data), str(predictions)], capsys) == {"exact_match": 100.0, "f1": 100.0, "total": 3, "missing": 0}
+
+
+def test_predictions_reader_can_report_bad_lines_and_keep_the_rest(tmp_path: Path) -> None:
+    lines = [GOOD_LINE, '{"id": "q2", "answer": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "{broken\n", '{"id": "q3", "answer": "c"}\n']
+    path = _write(tmp_path / "p.jsonl", "".join(lines))
+    errors: list[PredictionsError] = []
+    assert read_predictions(path, on_error=errors.append) == {"q1": "a", "q3": "c"}
+    assert [str(error).split(": ", 1)[0] for error in errors] == [f"{path}:2", f"{path}:3"]
+    with pytest.raises(PredictionsError, match=r"p\.jsonl:2: invalid JSON \(nested deeper than 100 levels\)"):
+        read_predictions(path)
+
+
+def test_format_detection_with_a_broken_first_line(tmp_path: Path) -> None:
+    # A first line that is broken on its own, or cut after a comma with a record on the next line: JSON Lines.
+    for first in ('{"id": "q1", "answer": "a', '{"id": "q1", ', "[" * 5000, "{}{"):
+        path = _write(tmp_path / "p.jsonl", first + '\n{"id": "q2", "answer": "b"}\n')
+        errors: list[PredictionsError] = []
+        assert read_predictions(path, on_error=errors.append) == {"q2": "b"}, first
+        assert len(errors) == 1 and str(errors[0]).startswith(f"{path}:1: ")
+
+
 def test_unknown_prediction_ids(v1_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     extra = {f"stray{i}": "x" for i in range(5)}
     predictions = _write(tmp_path / "p.json", json.dumps({**V1_PREDICTIONS, **extra}))
@@ -310,7 +350,7 @@ def test_unknown_prediction_ids(v1_data: Path, tmp_path: Path, capsys: pytest.Ca
         ({"q1": 0.2, "q2": 0.9, "q3": 0.5, "q9": 0.1}, r"1 of 4 ids are not questions in .*\(e\.g\. 'q9'\)"),
         ({"q1": 0.2, "q2": "high", "q3": 0.5}, r"na\.json:1: the probability for id 'q2' must be a finite number"),
         ({"q1": 0.2, "q2": True, "q3": 0.5}, r"na\.json:1: the probability for id 'q2' must be a finite number"),
-        ({"q1": 0.2, "q2": float("nan"), "q3": 0.5}, r"na\.json:1: the probability for id 'q2' must be a finite"),
+        ({"q1": 0.2, "q2": float("nan"), "q3": 0.5}, r"na\.json:1: invalid JSON \(NaN is not a JSON value\)"),
     ],
 )
 def test_bad_na_probs(
@@ -353,7 +393,11 @@ def test_library_error_types(tmp_path: Path) -> None:
         read_predictions(_write(tmp_path / "empty.json", ""))
 
 
-# --- agreement with torchmetrics on the official dev set -------------------------------------------------
+# --- the official v1.1 script's numbers on the full dev set ----------------------------------------------------
+# An independent, plain reimplementation of evaluate-v1.1.py's rules, written here (no code shared with metrics.py):
+# normalise (lower, strip ASCII punctuation, drop a/an/the, collapse whitespace); EM; F1 that returns 0 whenever no
+# token is shared, both sides empty included; the best over each question's golds; a missing prediction scores 0
+# and counts in the total.
 
 
 def realistic_predictions(examples: Sequence[QAExample], seed: int = 20161) -> dict[str, str]:
@@ -395,61 +439,91 @@ def realistic_predictions(examples: Sequence[QAExample], seed: int = 20161) -> d
     return predictions
 
 
+def _v1_normalize(text: str) -> str:
+    text = text.lower()
+    text = "".join(character for character in text if character not in _ASCII_PUNCTUATION)
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def _v1_f1(prediction: str, gold: str) -> float:
+    predicted, expected = _v1_normalize(prediction).split(), _v1_normalize(gold).split()
+    common = {token: min(predicted.count(token), expected.count(token)) for token in set(predicted) & set(expected)}
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def official_v1(examples: Sequence[QAExample], predictions: dict[str, str]) -> dict[str, float]:
+    exact = f1 = 0.0
+    for example in examples:
+        if example.id not in predictions:
+            continue
+        prediction = predictions[example.id]
+        exact += max(float(_v1_normalize(prediction) == _v1_normalize(gold)) for gold in example.answer_texts)
+        f1 += max(_v1_f1(prediction, gold) for gold in example.answer_texts)
+    return {"exact_match": 100.0 * exact / len(examples), "f1": 100.0 * f1 / len(examples)}
+
+
+def mixed_predictions(examples: Sequence[QAExample]) -> dict[str, str]:
+    """`realistic_predictions`, plus an empty prediction for every question with a gold that normalises to nothing
+    (three in dev, gold "."): the case where v1.1's F1 (0) and v2.0's (1) differ."""
+    predictions = realistic_predictions(examples)
+    for example in examples:
+        if any(not _v1_normalize(gold) for gold in example.answer_texts):
+            predictions[example.id] = ""
+    return predictions
+
+
 @pytest.fixture(scope="module")
 def dev_agreement(squad_dir: Path) -> tuple[Path, list[QAExample], dict[str, str], dict[str, float]]:
-    torchmetrics_text = pytest.importorskip("torchmetrics.text")
-    import torch
-
     data = squad_dir / "dev-v1.1.json.gz"
     examples = load_examples(data)
-    predictions = realistic_predictions(examples)
-    # torchmetrics sums scores in float32; over all 10,570 questions at once that drifts by ~8e-4 points of F1.
-    # A float64 state fed 100 questions at a time keeps its error far below the 1e-4 tolerance.
-    metric = torchmetrics_text.SQuAD().set_dtype(torch.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one "unanswered question" warning per missing id
-        for offset in range(0, len(examples), 100):
-            chunk = examples[offset : offset + 100]
-            predicted = [{"id": e.id, "prediction_text": predictions[e.id]} for e in chunk if e.id in predictions]
-            golds = [
-                {"id": e.id, "answers": {"text": list(e.answer_texts), "answer_start": list(e.answer_starts)}}
-                for e in chunk
-            ]
-            metric.update(predicted, golds)
-        reference = {name: float(value) for name, value in metric.compute().items()}
-    return data, examples, predictions, reference
+    predictions = mixed_predictions(examples)
+    return data, examples, predictions, official_v1(examples, predictions)
 
 
-def test_realistic_predictions_cover_every_kind(dev_agreement) -> None:
+def test_mixed_predictions_cover_every_kind(dev_agreement) -> None:
     _, examples, predictions, reference = dev_agreement
     assert len(examples) == 10570
     missing = len(examples) - len(predictions)
     assert 500 < missing < 1000  # about 7%
     assert sum(1 for text in predictions.values() if not text.strip()) > 100
+    assert sum(1 for text in predictions.values() if text.strip() and not _v1_normalize(text)) > 100  # ".", "the"
     # A mix: neither trivially right nor trivially wrong.
     assert 30 < reference["exact_match"] < 70 and reference["exact_match"] + 5 < reference["f1"] < 90
+    # The v1.1 rule matters here: scoring both-empty as 1 (the v2.0 rule) would give a higher F1.
+    both_empty = sum(1 for e in examples if e.id in predictions and any(not _v1_normalize(g) for g in e.answer_texts))
+    assert both_empty == 3
+    v2_rule_f1 = sum(question_scores(predictions[e.id], e.answer_texts, "v2.0")[1] for e in examples if e.id in predictions)
+    assert 100 * v2_rule_f1 / len(examples) == pytest.approx(reference["f1"] + 100 * 3 / len(examples), abs=1e-9)
 
 
-def test_metrics_agree_with_torchmetrics_on_dev(dev_agreement) -> None:
+def test_metrics_equal_the_official_v1_script_on_dev(dev_agreement) -> None:
     _, examples, predictions, reference = dev_agreement
     scores = squad_v1_scores({e.id: e.answer_texts for e in examples}, predictions)
     assert scores.total == 10570
-    assert abs(scores.exact_match - reference["exact_match"]) < 1e-4
-    assert abs(scores.f1 - reference["f1"]) < 1e-4
+    assert abs(scores.exact_match - reference["exact_match"]) < 1e-9
+    assert abs(scores.f1 - reference["f1"]) < 1e-9
 
 
-def test_evaluate_files_agrees_with_torchmetrics_on_dev(dev_agreement, tmp_path: Path) -> None:
+def test_evaluate_files_equals_the_official_v1_script_on_dev(dev_agreement, tmp_path: Path) -> None:
     data, examples, predictions, reference = dev_agreement
     predictions_file = _write(tmp_path / "predictions.json", json.dumps(predictions))
     result = evaluate_files(data, predictions_file)
     assert result.rules == "v1.1"
     assert len(result.missing_ids) == len(examples) - len(predictions)
-    assert abs(result.exact_match - reference["exact_match"]) < 1e-4
-    assert abs(result.f1 - reference["f1"]) < 1e-4
+    assert abs(result.exact_match - reference["exact_match"]) < 1e-9
+    assert abs(result.f1 - reference["f1"]) < 1e-9
 
 
 @pytest.mark.parametrize("shape", ["official", "jsonl"])
-def test_qa_eval_agrees_with_torchmetrics_on_dev(
+def test_qa_eval_equals_the_official_v1_script_on_dev(
     shape: str, dev_agreement, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data, examples, predictions, reference = dev_agreement
@@ -463,5 +537,5 @@ def test_qa_eval_agrees_with_torchmetrics_on_dev(
     summary = json.loads(out)
     assert summary["total"] == 10570
     assert summary["missing"] == len(examples) - len(predictions)
-    assert abs(summary["exact_match"] - reference["exact_match"]) < 1e-4
-    assert abs(summary["f1"] - reference["f1"]) < 1e-4
+    assert abs(summary["exact_match"] - reference["exact_match"]) < 1e-9
+    assert abs(summary["f1"] - reference["f1"]) < 1e-9

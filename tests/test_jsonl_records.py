@@ -1,4 +1,5 @@
-"""qa-answer's input reader: valid lines, every kind of bad line (with its line number and reason), gold answers."""
+"""qa-answer's input reader and the record rules it shares (records.py): valid lines, every kind of bad line (with
+its line number and reason), ids, gold answers, and QAEngine's records."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 
 import pytest
 
-from spanqa.engine.core.data import QAExample
-from spanqa.engine.core.records import InputRecord, LineError, parse_line, read_records
+from spanqa.engine.core.data import DataFormatError, QAExample
+from spanqa.engine.core.records import InputRecord, LineError, parse_line, read_records, to_example
+from spanqa.engine.core.strict_json import MAX_NESTING
 
 CONTEXT = "The lighthouse on Vell Point was lit in 1871 and automated in 1964."
 
@@ -42,6 +44,7 @@ def test_valid_line_keeps_other_fields_in_order_and_leaves_question_and_context_
         ({"text": ["1871", "in 1871"], "answer_start": [40, 37]}, ("1871", "in 1871")),  # Hugging Face columns
         ([{"text": "1871", "answer_start": 40}], ("1871",)),  # official objects
         (["1871", "in 1871"], ("1871", "in 1871")),  # plain strings
+        (["1871", {"text": "in 1871", "answer_start": 37}], ("1871", "in 1871")),  # both, mixed
         ([], ()),  # unanswerable (SQuAD v2)
         ({"text": [], "answer_start": []}, ()),
     ],
@@ -50,6 +53,42 @@ def test_gold_answer_shapes(answers, gold):
     record = parse_line(_good(answers=answers), 1)
     assert record.gold == gold
     assert record.passthrough == {"answers": answers}  # passed through unchanged, whatever the shape
+
+
+def test_the_three_answer_shapes_make_the_same_example():
+    shapes = [
+        {"text": ["1871", "in 1871"], "answer_start": [40, 37]},
+        [{"text": "1871", "answer_start": 40}, {"text": "in 1871", "answer_start": 37}],
+        ["1871", "in 1871"],  # located at their first occurrence
+    ]
+    examples = [to_example({"id": "q", "question": "When?", "context": CONTEXT, "answers": shape}, 0) for shape in shapes]
+    assert examples[0] == examples[1] == examples[2]
+    assert (examples[0].answer_texts, examples[0].answer_starts) == (("1871", "in 1871"), (40, 37))
+
+
+@pytest.mark.parametrize(
+    ("line", "line_id"),
+    [
+        (b'{"id": 7, "question": "q", "context": "c"}', 7),
+        (b'{"id": -12, "question": "q", "context": "c"}', -12),
+        (b'{"id": "7", "question": "q", "context": "c"}', "7"),
+        (b'{"question": "q", "context": "c"}', 3),  # no id: its 1-based line number
+        (b'{"id": null, "question": "q", "context": "c"}', 3),
+    ],
+)
+def test_ids_are_kept_as_given_and_a_missing_id_is_the_line_number(line, line_id):
+    results = _read(b"\n", _good("first"), line + b"\n")
+    assert isinstance(results[1], InputRecord) and results[1].line == 3
+    assert results[1].id == line_id and type(results[1].id) is type(line_id)
+    assert "id" not in results[1].passthrough
+
+
+def test_an_id_and_its_string_form_are_one_id():
+    results = _read(_line(id=7, question="q", context="c"), _line(id="7", question="q", context="c"))
+    assert results[1] == LineError(2, "duplicate id '7' (first at line 1)", "7")
+    # A record without an id takes its line number, which an explicit id may already hold.
+    results = _read(_line(id="2", question="q", context="c"), _line(question="q", context="c"))
+    assert results[1] == LineError(2, "duplicate id 2 (first at line 1)", 2)
 
 
 def test_is_impossible_without_answers_is_an_unanswerable_gold():
@@ -64,22 +103,36 @@ def test_is_impossible_without_answers_is_an_unanswerable_gold():
         (b'{"id": "q1", "question": }\n', "invalid JSON (Expecting value, column 26)"),
         (b'{"id": "q1", "question": "q", "context": "c", "x": NaN}\n', "invalid JSON (NaN is not a JSON value)"),
         (b'{"id": "q1", "question": "q", "context": "c", "x": 1e999}\n', "(the number 1e999 is too large)"),
+        (b'{"id": "q1", "question": "q", "context": "c", "x": ' + b"9" * 4301 + b"}\n", "integer of 4301 digits"),
+        (b'{"id": "q1", "question": "q", "context": "c", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested deeper"),
+        (b'{"id": "q1", "question": "q", "context": "c", "x": ' + b"[" * MAX_NESTING + b"]" * MAX_NESTING + b"}\n", "nested deeper"),
+        (b'{"id": "q1", "question": "q", "context": "c", "x": [{"a": [{"b": 1, "b": 2}]}]}\n', "the key 'b' appears twice"),
         (b'{"id": "q1", "id": "q2", "question": "q", "context": "c"}\n', "invalid JSON (the key 'id' appears twice"),
         (b'{"id": "q1", "question": "\\ud800", "context": "c"}\n', "half of a surrogate pair"),
         (b'["q1", "question", "context"]\n', "expected a JSON object, got a JSON array"),
         (b'"just a string"\n', "expected a JSON object, got a JSON string"),
         (b'{"id": "q1", "context": "c"}\n', 'missing field "question"'),
-        (b'{"question": "q", "context": "c"}\n', 'missing field "id"'),
         (b'{"id": "q1", "question": "q"}\n', 'missing field "context"'),
         (b'{"id": "q1", "question": "", "context": "c"}\n', 'field "question" is empty'),
         (b'{"id": "q1", "question": "q", "context": " \\n\\t"}\n', 'field "context" is empty'),
         (b'{"id": "", "question": "q", "context": "c"}\n', 'field "id" is empty'),
-        (b'{"id": 7, "question": "q", "context": "c"}\n', 'field "id" must be a string, got a JSON number'),
+        (b'{"id": " ", "question": "q", "context": "c"}\n', 'field "id" is empty'),
+        (b'{"id": true, "question": "q", "context": "c"}\n', 'field "id" must be a string or an integer, got a JSON boolean'),
+        (b'{"id": 7.5, "question": "q", "context": "c"}\n', 'field "id" must be a string or an integer, got a JSON number'),
+        (b'{"id": ["q1"], "question": "q", "context": "c"}\n', 'must be a string or an integer, got a JSON array'),
+        (b'{"id": "q1", "question": "q", "context": "c", "title": 5}\n', 'field "title" must be a string'),
+        (b'{"id": "q1", "question": "q", "context": "c", "is_impossible": "no"}\n', 'field "is_impossible" must be true or false'),
         (b'{"id": "q1", "question": null, "context": "c"}\n', 'field "question" must be a string, got a JSON null'),
         (b'{"id": "q1", "question": "q", "context": ["c"]}\n', 'field "context" must be a string, got a JSON array'),
         (b'{"id": "q1", "question": "q", "context": "c", "answers": "c"}\n', 'field "answers" must be'),
         (b'{"id": "q1", "question": "q", "context": "c", "answers": [3]}\n', "item 0 is neither"),
         (b'{"id": "q1", "question": "q", "context": "c", "answers": {"text": "c"}}\n', '"text" is not a list'),
+        (b'{"id": "q1", "question": "q", "context": "c", "answers": {"text": ["c"], "answer_start": []}}\n', "as long as"),
+        (b'{"id": "q1", "question": "q", "context": "c", "answers": ["x"]}\n', "does not contain the answer text 'x'"),
+        (b'{"id": "q1", "question": "q", "context": "abc", "answers": [{"text": "c", "answer_start": 0}]}\n', "does not index"),
+        (b'{"id": "q1", "question": "q", "context": "c", "answers": [{"text": "c", "answer_start": "0"}]}\n', "must be an integer"),
+        (b'{"id": "q1", "question": "q", "context": "c", "answers": [{"text": "c", "answer_start": -1}]}\n', "is negative"),
+        (b'{"id": "q1", "question": "q", "context": "c", "answers": ["c"], "is_impossible": true}\n', "is_impossible is true"),
     ],
 )
 def test_each_kind_of_bad_line_is_reported_with_its_line_number_and_reason(raw, reason):
@@ -94,8 +147,12 @@ def test_each_kind_of_bad_line_is_reported_with_its_line_number_and_reason(raw, 
 def test_error_keeps_the_id_when_the_line_has_one():
     [error] = _read(b'{"id": "q9", "question": "", "context": "c"}\n')
     assert error.id == "q9"
-    [error] = _read(b'{"id": 9, "question": "q", "context": "c"}\n')
+    [error] = _read(b'{"id": 9, "question": "", "context": "c"}\n')
+    assert error.id == 9
+    [error] = _read(b'{"id": true, "question": "q", "context": "c"}\n')
     assert error.id is None
+    [error] = _read(b'{"question": "", "context": "c"}\n')
+    assert error.id is None  # the line number stands in for a missing id; the error has the line already
 
 
 def test_duplicate_ids_are_errors_after_the_first():
@@ -152,3 +209,26 @@ def test_error_serialisation():
     without_id = LineError(4, "invalid UTF-8 at byte 0").to_json_line()
     assert json.loads(without_id) == {"line": 4, "error": "invalid UTF-8 at byte 0"}
     assert error.describe("in.jsonl") == 'in.jsonl:3: missing field "question"'
+
+
+def test_records_at_the_nesting_limit_are_read_and_written_back():
+    nested: object = "leaf"
+    for _ in range(MAX_NESTING - 1):  # the record itself is the outermost level
+        nested = [nested]
+    [record] = _read(_good("deep", meta=nested))
+    assert record.passthrough["meta"] == nested
+    json.dumps(record.passthrough)  # what the output line needs
+
+
+def test_qaengine_records_follow_the_same_rules():
+    assert to_example(("When?", CONTEXT), 4) == QAExample(5, "When?", CONTEXT)  # a pair: its 1-based position
+    assert to_example({"question": "When?", "context": CONTEXT}, 0).id == 1
+    assert to_example({"id": 42, "question": "When?", "context": CONTEXT}, 0).id == 42
+    example = QAExample("kept", "", "")
+    assert to_example(example, 0) is example  # taken as it is
+    with pytest.raises(DataFormatError, match=r'^record 7: missing field "context"$'):
+        to_example({"question": "When?"}, 6)
+    with pytest.raises(DataFormatError, match=r'^record 1: field "context" must be a string, got a JSON number$'):
+        to_example(("When?", 3), 0)
+    with pytest.raises(DataFormatError, match=r"^record 2: expected a QAExample"):
+        to_example(3, 1)

@@ -290,7 +290,7 @@ def test_lenient_readers_report_and_skip_bad_records(tmp_path):
     errors: list[DataFormatError] = []
     assert [example.id for example in load_examples(path, on_error=errors.append)] == ["a"]
     assert [type(error) for error in errors] == [AnswerSpanError, DataFormatError, DataFormatError]
-    assert 'qas[2]: missing field "question"' in str(errors[1]) and "data[1]" in str(errors[2])
+    assert "qas[2] (id 'c'): missing field \"question\"" in str(errors[1]) and "data[1]" in str(errors[2])
 
 
 def test_evaluation_maps_length_sorted_logits_back_to_their_windows(tokenizer):

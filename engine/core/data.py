@@ -1,9 +1,13 @@
 """Read SQuAD-format question answering data into validated `QAExample`s.
 
-Three sources share one record validator, so every source gets the same checks and the same error style:
+Three sources, one set of record rules (`records.py`: ids, answer shapes, answer spans), one error style:
 - the official nested JSON (v1.1 and v2.0), plain or gzip-compressed;
-- flat JSONL, one `{"id", "question", "context", "answers"?}` object per line, streamed line by line;
+- flat JSONL, one `{"id", "question", "context", "answers"?}` object per line, streamed line by line through the
+  same line reader and strict JSON rules as qa-answer's input (`records.decode_line`);
 - a Hugging Face dataset name, through `datasets.load_dataset` (needs the Hub, so not used offline).
+
+Training reads its data here, so answer_start matters: an answer given without one is located at its first
+occurrence in the context (records rule 5), and an answer the context does not hold is an `AnswerSpanError`.
 
 Every validation error is a `DataFormatError` whose message starts with the file and the line or record.
 Each reader takes an optional `on_error` callback: without it the first bad record raises; with it, each bad record
@@ -15,37 +19,32 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spanqa.engine.core.records import (
+    MAX_LINE_BYTES,
+    AnswerSpanError,
+    DataFormatError,
+    InvalidRecord,
+    QAExample,
+    RecordId,
+    decode_line,
+    example_from_record,
+    id_key,
+    numbered_lines,
+)
+from spanqa.engine.core.strict_json import InvalidJSON, decode_document, json_type
+
+__all__ = [
+    "AnswerSpanError", "DataFormatError", "QAExample", "examples_from_records", "iter_jsonl_examples", "load_examples",
+    "load_hf_examples", "notebook_splits", "read_squad_json", "sample_questions_path",
+]  # fmt: skip
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 NOTEBOOK_SPLIT_SEED = 42
 NOTEBOOK_SPLIT_SIZES = {"train": 5000, "validation": 1000, "test": 2000}
-
-
-@dataclass(frozen=True)
-class QAExample:
-    id: str
-    question: str
-    context: str
-    answer_texts: tuple[str, ...] = ()
-    answer_starts: tuple[int, ...] = ()
-    title: str = ""
-    is_impossible: bool = False  # SQuAD v2: the context holds no answer
-
-
-class DataFormatError(ValueError):
-    """Bad input data. The message names the file and the line or record."""
-
-
-class AnswerSpanError(DataFormatError):
-    """An answer that the context does not hold at its `answer_start` (for instance one running past the end of
-    the context). A subclass so that lenient callers can skip these records and still stop on other errors."""
-
 
 ErrorCallback = Callable[[DataFormatError], None]
 
@@ -71,46 +70,51 @@ def load_examples(
 def read_squad_json(path: str | os.PathLike, on_error: ErrorCallback | None = None) -> list[QAExample]:
     """Read the official nested format: {"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}.
 
+    A question without an id gets its 1-based ordinal among the file's questions (records rule 2).
     With `on_error`, a bad question, paragraph or article is reported to it and skipped (with its questions)."""
     path = Path(path)
     try:
         with _open_text(path) as handle:
-            document = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{path}:{error.lineno}: invalid JSON ({error.msg}, column {error.colno})") from None
+            text = handle.read()
     except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
         raise DataFormatError(f"{path}: cannot be read as UTF-8 JSON ({error})") from None
+    try:
+        document = decode_document(text)
+    except InvalidJSON as error:
+        line = "" if error.position is None else f":{text.count(chr(10), 0, error.position) + 1}"
+        raise DataFormatError(f"{path}{line}: {error.reason}") from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataFormatError(f'{path}: not SQuAD format: the top level must be an object with a "data" list')
     is_v2 = str(document.get("version", "")).startswith("v2")
 
     examples: list[QAExample] = []
     seen_ids: dict[str, str] = {}
+    ordinal = 0
     for a, article in enumerate(document["data"]):
         where = f"{path}: data[{a}]"
         try:
-            _require_type(article, dict, where)
-            title = _field(article, "title", str, where, default="")
-            paragraphs = _field(article, "paragraphs", list, where)
+            title = _structure(article, where, "title", str, default="")
+            paragraphs = _structure(article, where, "paragraphs", list)
         except DataFormatError as error:
             _report_or_raise(error, on_error)
             continue
         for p, paragraph in enumerate(paragraphs):
             where = f"{path}: data[{a}].paragraphs[{p}]"
             try:
-                _require_type(paragraph, dict, where)
-                context = _field(paragraph, "context", str, where)
-                questions = _field(paragraph, "qas", list, where)
+                context = _structure(paragraph, where, "context", str)
+                questions = _structure(paragraph, where, "qas", list)
             except DataFormatError as error:
                 _report_or_raise(error, on_error)
                 continue
             for q, qa in enumerate(questions):
-                record_where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
+                ordinal += 1
+                where = f"{path}: data[{a}].paragraphs[{p}].qas[{q}]"
                 try:
-                    _require_type(qa, dict, record_where)
+                    if not isinstance(qa, dict):
+                        raise DataFormatError(f"{where}: expected a JSON object, got a JSON {json_type(qa)}")
                     record = {**qa, "context": context, "title": title}
-                    example = example_from_record(record, record_where, answers_required=True, allow_impossible=is_v2)
-                    _check_unique(example.id, record_where, seen_ids)
+                    example = _example(record, ordinal, where, answers_required=True, allow_impossible=is_v2)
+                    _check_unique(example.id, where, seen_ids)
                 except DataFormatError as error:
                     _report_or_raise(error, on_error)
                     continue
@@ -119,26 +123,31 @@ def read_squad_json(path: str | os.PathLike, on_error: ErrorCallback | None = No
 
 
 def iter_jsonl_examples(path: str | os.PathLike, on_error: ErrorCallback | None = None) -> Iterator[QAExample]:
-    """Stream examples from a JSONL file without loading it whole.
+    """Stream examples from a JSONL file without loading it whole (lines over `records.MAX_LINE_BYTES` are errors).
 
     Without `on_error` the first bad line raises. With it, each bad line is passed to `on_error` and skipped,
-    so one malformed record never costs the rest of the file. Blank lines are skipped.
+    so one malformed record never costs the rest of the file. Blank lines are skipped; a record without an id gets
+    its line number.
     """
     path = Path(path)
     seen_ids: dict[str, str] = {}
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as handle:
-        for line_number, raw_line in enumerate(handle, start=1):
+        for line_number, raw in numbered_lines(handle, MAX_LINE_BYTES):
             where = f"{path}:{line_number}"
             try:
-                example = _parse_jsonl_line(raw_line, where)
-                if example is None:
+                if raw is None:
+                    raise DataFormatError(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
+                try:
+                    record = decode_line(raw, first_line=line_number == 1)
+                except InvalidRecord as error:
+                    raise error.located(where) from None
+                if record is None:
                     continue
+                example = _example(record, line_number, where, answers_required=False, allow_impossible=True)
                 _check_unique(example.id, where, seen_ids)
             except DataFormatError as error:
-                if on_error is None:
-                    raise
-                on_error(error)
+                _report_or_raise(error, on_error)
                 continue
             yield example
 
@@ -162,48 +171,19 @@ def examples_from_records(
     allow_impossible: bool = True,
     on_error: ErrorCallback | None = None,
 ) -> Iterator[QAExample]:
-    """Validate flat records (JSONL-style or Hugging Face rows); `source` names them in errors."""
+    """Validate flat records (JSONL-style or Hugging Face rows), numbered from 1; `source` names them in errors."""
     seen_ids: dict[str, str] = {}
-    for index, record in enumerate(records):
-        where = f"{source}: record {index}"
+    for position, record in enumerate(records, start=1):
+        where = f"{source}: record {position}"
         try:
-            example = example_from_record(record, where, answers_required=False, allow_impossible=allow_impossible)
+            if not isinstance(record, Mapping):
+                raise DataFormatError(f"{where}: expected a JSON object, got a JSON {json_type(record)}")
+            example = _example(record, position, where, answers_required=False, allow_impossible=allow_impossible)
             _check_unique(example.id, where, seen_ids)
         except DataFormatError as error:
             _report_or_raise(error, on_error)
             continue
         yield example
-
-
-def example_from_record(
-    record: Mapping[str, Any], where: str, *, answers_required: bool, allow_impossible: bool
-) -> QAExample:
-    """Validate one flat record. Answers may be official-style `[{"text", "answer_start"}]` or
-    Hugging Face-style `{"text": [...], "answer_start": [...]}`."""
-    example_id = _field(record, "id", str, where)
-    question = _field(record, "question", str, where)
-    context = _field(record, "context", str, where)
-    title = _field(record, "title", str, where, default="")
-    is_impossible = _field(record, "is_impossible", bool, where, default=False)
-    if "answers" not in record:
-        if answers_required and not is_impossible:
-            raise DataFormatError(f'{where} (id {example_id!r}): missing field "answers"')
-        return QAExample(example_id, question, context, title=title, is_impossible=is_impossible)
-
-    texts, starts = _parse_answers(record["answers"], f"{where} (id {example_id!r})")
-    for text, start in zip(texts, starts):
-        if context[start : start + len(text)] != text:
-            raise AnswerSpanError(
-                f"{where} (id {example_id!r}): answer_start {start} does not index the answer text {text!r} "
-                f"(the context there reads {context[start:start + len(text)]!r})"
-            )
-    if not texts:
-        if not allow_impossible:
-            raise DataFormatError(f"{where} (id {example_id!r}): empty answer list in a SQuAD v1.1 file")
-        is_impossible = True
-    elif is_impossible:
-        raise DataFormatError(f"{where} (id {example_id!r}): is_impossible is true but answers are given")
-    return QAExample(example_id, question, context, texts, starts, title, is_impossible)
 
 
 def notebook_splits(
@@ -229,47 +209,11 @@ def notebook_splits(
     return splits
 
 
-def _parse_jsonl_line(raw_line: bytes, where: str) -> QAExample | None:
+def _example(record: Mapping[str, Any], position: int, where: str, **rules: bool) -> QAExample:
     try:
-        line = raw_line.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise DataFormatError(f"{where}: invalid UTF-8 at byte {error.start}") from None
-    if not line.strip():
-        return None
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataFormatError(f"{where}: invalid JSON ({error.msg}, column {error.colno})") from None
-    _require_type(record, dict, where)
-    return example_from_record(record, where, answers_required=False, allow_impossible=True)
-
-
-def _parse_answers(answers: Any, where: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    if isinstance(answers, Mapping):  # Hugging Face columns
-        texts = _field(answers, "text", list, f"{where} answers")
-        starts = _field(answers, "answer_start", list, f"{where} answers")
-        if len(texts) != len(starts):
-            raise DataFormatError(f"{where}: answers has {len(texts)} texts but {len(starts)} answer_start values")
-        pairs = list(zip(texts, starts))
-    elif isinstance(answers, list):  # official SQuAD objects
-        pairs = []
-        for i, answer in enumerate(answers):
-            _require_type(answer, dict, f"{where} answers[{i}]")
-            pairs.append((answer.get("text"), answer.get("answer_start")))
-            for key in ("text", "answer_start"):
-                if key not in answer:
-                    raise DataFormatError(f'{where} answers[{i}]: missing field "{key}"')
-    else:
-        raise DataFormatError(f"{where}: answers must be a list or an object, got {type(answers).__name__}")
-
-    for i, (text, start) in enumerate(pairs):
-        if not isinstance(text, str):
-            raise DataFormatError(f"{where} answers[{i}]: text must be a string, got {type(text).__name__}")
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise DataFormatError(f"{where} answers[{i}]: answer_start must be an integer, got {type(start).__name__}")
-        if start < 0:
-            raise DataFormatError(f"{where} answers[{i}]: answer_start {start} is negative")
-    return tuple(text for text, _ in pairs), tuple(start for _, start in pairs)
+        return example_from_record(record, position, **rules)
+    except InvalidRecord as error:
+        raise error.located(where) from None
 
 
 def _report_or_raise(error: DataFormatError, on_error: ErrorCallback | None) -> None:
@@ -279,35 +223,30 @@ def _report_or_raise(error: DataFormatError, on_error: ErrorCallback | None) -> 
     on_error(error)
 
 
-_MISSING = object()
+_REQUIRED = object()
 
 
-def _field(record: Mapping[str, Any], key: str, kind: type, where: str, default: Any = _MISSING) -> Any:
-    value = record.get(key, _MISSING)
-    if value is _MISSING or (value is None and default is not _MISSING):
-        if default is _MISSING:
+def _structure(parent: Any, where: str, key: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """A field of the nested format's articles and paragraphs (the records inside follow `records.py`)."""
+    if not isinstance(parent, dict):
+        raise DataFormatError(f"{where}: expected a JSON object, got a JSON {json_type(parent)}")
+    value = parent.get(key)
+    if value is None:
+        if default is _REQUIRED:
             raise DataFormatError(f'{where}: missing field "{key}"')
         return default
-    # bool is an int subclass; an integer where a flag belongs (or the reverse) is a type error too.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise DataFormatError(f'{where}: field "{key}" must be {kind.__name__}, got {type(value).__name__}')
+    if not isinstance(value, kind):
+        raise DataFormatError(
+            f'{where}: field "{key}" must be a JSON {json_type(kind())}, got a JSON {json_type(value)}'
+        )
     return value
 
 
-def _require_type(value: Any, kind: type, where: str) -> None:
-    if not isinstance(value, kind):
-        raise DataFormatError(f"{where}: expected a JSON {_json_name(kind)}, got {_json_name(type(value))}")
-
-
-def _json_name(kind: type) -> str:
-    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
-    return names.get(kind, "null" if kind is type(None) else kind.__name__)
-
-
-def _check_unique(example_id: str, where: str, seen: dict[str, str]) -> None:
-    if example_id in seen:
-        raise DataFormatError(f"{where}: duplicate id {example_id!r} (first seen at {seen[example_id]})")
-    seen[example_id] = where
+def _check_unique(example_id: RecordId, where: str, seen: dict[str, str]) -> None:
+    key = id_key(example_id)  # records rule 3: 7 and "7" are one id
+    if key in seen:
+        raise DataFormatError(f"{where}: duplicate id {example_id!r} (first seen at {seen[key]})")
+    seen[key] = where
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -324,12 +263,12 @@ def _is_jsonl(path: Path) -> bool:
         return False
     # Unknown suffix: one JSON object per line starts with a record, the nested format with {"data": ...}.
     with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as handle:
-        first_line = handle.readline()
+        first_line = handle.readline(MAX_LINE_BYTES + 1)
     try:
-        first = json.loads(first_line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        first = decode_line(first_line, first_line=True)
+    except InvalidRecord:
         return False
-    return isinstance(first, dict) and "data" not in first
+    return first is not None and "data" not in first
 
 
 def _looks_like_path(source: str) -> bool:

@@ -1,32 +1,44 @@
-"""Read and validate `qa-answer` input: one `{"id", "question", "context", ...}` JSON object per line.
+"""One question record, one set of rules: what qa-answer, qa-eval, `load_examples` and `QAEngine` accept.
 
-Lines are read one at a time from a binary stream, so a file larger than memory is never held whole; the only state
-that grows with the file is the map of ids already seen (needed to reject duplicates: roughly 100 bytes per record,
-against the kilobytes of context each record carries).
+A record is a JSON object (a JSONL line, a question of the nested SQuAD format, a Hugging Face row, a mapping given
+to `QAEngine`). Record rules:
+1. "question" and "context" are required non-blank strings. "title" is an optional string, "is_impossible" an
+   optional boolean (null counts as absent for both).
+2. "id" is a non-blank string or an integer (not a boolean), kept as given: an integer id is written back as an
+   integer. A record without an id (no key, or null) gets its 1-based position as an integer id: its line number
+   in a JSONL file (blank lines count), its row number in a dataset or in the records given to `QAEngine`, its
+   ordinal among the questions of a nested SQuAD file. An empty or blank string is refused, not taken as missing:
+   it is more likely a bug upstream than an id left out on purpose.
+3. Ids are compared by their string form: 7 and "7" are the same question, so in one input the second is a
+   duplicate, and qa-eval matches a prediction to a gold record whenever their ids' string forms are equal.
+4. "answers" (gold, optional) may be Hugging Face columns `{"text": [...], "answer_start": [...]}`, official
+   objects `[{"text", "answer_start"}, ...]` or plain strings `["Paris", ...]`, mixed freely in a list; all mean
+   the same. An empty list marks an unanswerable question (SQuAD v2), as does "is_impossible": true without answers.
+5. Every gold answer is a span of its context: at its answer_start when one is given (a non-negative integer), else
+   at its first occurrence, which is what training then learns (give answer_start to choose another). An answer
+   the context does not hold there is an `AnswerNotInContext` (`AnswerSpanError` in `load_examples`), which
+   training skips and counts; QAExample.answer_starts therefore always holds one integer per answer text.
+The JSON itself is read by `strict_json` (its rules: repeated keys, NaN, huge numbers, deep nesting...).
 
-A bad line never stops the reader: it becomes a `LineError` (line number, reason, id when one could be read) in the
-stream of results, and the caller decides whether to skip it or stop. Blank lines are not records and are skipped.
-A line is bad when it is not UTF-8, not JSON (including NaN/Infinity, numbers too large for a double, an object with
-a repeated key, or a string escape that is half a surrogate pair, none of which can be written back out as JSON
-unchanged), not an object, or lacks a non-empty string "id", "question" or "context"; when its id repeats an
-earlier line's; when its optional gold "answers" field has an unknown shape; or when it is longer than the line limit.
-
-Gold answers, when a line has an "answers" field, are read in any of the shapes SQuAD tools write:
-`{"text": [...], "answer_start": [...]}` (Hugging Face), `[{"text", "answer_start"}, ...]` (official), or a plain list
-of strings. An empty list marks an unanswerable question (SQuAD v2). Only the texts matter here: they are for scoring.
+qa-answer's reader (`read_records`) reads a binary stream one line at a time, so a file larger than memory is never
+held whole; the only state that grows with the file is the set of ids already seen (about 100 bytes a record). A bad
+line never stops it: it becomes a `LineError` (line number, reason, id when one was readable) and the caller decides.
+A line is bad when it is not UTF-8, not strict JSON, not an object, breaks a record rule, repeats an earlier line's id
+(rule 3), holds half of a surrogate pair as a \\u escape (it could not be written back out as UTF-8), or is longer than
+the line limit. Blank lines are skipped (and counted in line numbers); a byte-order mark may start the first line.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.strict_json import InvalidJSON, decode, json_type
 
+RecordId = str | int
 REQUIRED_FIELDS = ("id", "question", "context")
 # The model's inputs: not copied to the output line, where the context would be most of each line's bytes.
 INPUT_ONLY_FIELDS = ("question", "context")
@@ -37,6 +49,104 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 _SKIP_CHUNK_BYTES = 1024 * 1024
 # Only a line holding a \uD800-\uDFFF escape can decode to an unpaired surrogate; the full check runs on those alone.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_ANSWERS_SHAPE = (
+    f'field "{GOLD_FIELD}" must be {{"text": [...], "answer_start": [...]}}, a list of {{"text", "answer_start"}} '
+    "objects or a list of strings"
+)
+
+
+@dataclass(frozen=True)
+class QAExample:
+    id: RecordId
+    question: str
+    context: str
+    answer_texts: tuple[str, ...] = ()
+    answer_starts: tuple[int, ...] = ()
+    title: str = ""
+    is_impossible: bool = False  # SQuAD v2: the context holds no answer
+
+
+class DataFormatError(ValueError):
+    """Bad input data. The message names the file and the line or record."""
+
+
+class AnswerSpanError(DataFormatError):
+    """A gold answer that the context does not hold (rule 5). A subclass so that lenient callers (training) can skip
+    these records and still stop on other errors."""
+
+
+class InvalidRecord(ValueError):
+    """A record that breaks a rule: the reason, without a location, and the record's id when it had a valid one."""
+
+    def __init__(self, reason: str, record_id: RecordId | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.record_id = record_id
+
+    def located(self, where: str) -> DataFormatError:
+        """The error as `load_examples` and `QAEngine` raise it: `where (id ...): reason`."""
+        kind = AnswerSpanError if isinstance(self, AnswerNotInContext) else DataFormatError
+        named = "" if self.record_id is None else f" (id {self.record_id!r})"
+        return kind(f"{where}{named}: {self.reason}")
+
+
+class AnswerNotInContext(InvalidRecord):
+    """Rule 5 broken."""
+
+
+def id_key(record_id: RecordId) -> str:
+    """A record's identity (rule 3): the string form of its id."""
+    return str(record_id)
+
+
+def example_from_record(
+    record: Mapping[str, Any], position: int, *, answers_required: bool = False, allow_impossible: bool = True
+) -> QAExample:
+    """Validate one record (rules 1-5); `position` is its id when it has none. Raises `InvalidRecord`.
+
+    `answers_required`: a record must have answers or be marked unanswerable (the nested SQuAD format).
+    `allow_impossible`: False for SQuAD v1.1 files, where an empty answer list is an error."""
+    record_id = _record_id(record, position)
+    given_id = record_id if record.get("id") is not None else None
+    question = _text_field(record, "question", given_id)
+    context = _text_field(record, "context", given_id)
+    title = _optional(record, "title", str, "a string", given_id, "")
+    is_impossible = _optional(record, "is_impossible", bool, "true or false", given_id, False)
+    if GOLD_FIELD not in record:
+        if answers_required and not is_impossible:
+            raise InvalidRecord(f'missing field "{GOLD_FIELD}"', given_id)
+        return QAExample(record_id, question, context, title=title, is_impossible=is_impossible)
+    texts, starts = _gold_answers(record[GOLD_FIELD], context, given_id)
+    if not texts:
+        if not allow_impossible:
+            raise InvalidRecord("empty answer list in a SQuAD v1.1 file", given_id)
+        is_impossible = True
+    elif is_impossible:
+        raise InvalidRecord("is_impossible is true but answers are given", given_id)
+    return QAExample(record_id, question, context, texts, starts, title, is_impossible)
+
+
+def to_example(record: QAExample | Mapping[str, Any] | Sequence[str], index: int) -> QAExample:
+    """A QAExample from any record shape `QAEngine` accepts: a QAExample (taken as it is), a mapping (the record
+    rules), or a (question, context) pair. `index` counts from 0, so the record's position (its id when it has
+    none) is index + 1. Raises `DataFormatError` naming the record."""
+    if isinstance(record, QAExample):
+        return record
+    position = index + 1
+    if isinstance(record, (tuple, list)) and len(record) == 2:
+        record = {"question": record[0], "context": record[1]}
+    if not isinstance(record, Mapping):
+        raise DataFormatError(
+            f"record {position}: expected a QAExample, a mapping with 'question' and 'context', or a (question, "
+            f"context) pair; got {type(record).__name__}"
+        )
+    try:
+        return example_from_record(record, position)
+    except InvalidRecord as error:
+        raise error.located(f"record {position}") from None
+
+
+# --- qa-answer's reader -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -44,7 +154,7 @@ class InputRecord:
     """A valid input line."""
 
     line: int  # 1-based line number in the input
-    id: str
+    id: RecordId
     question: str
     context: str
     passthrough: dict[str, Any]  # the line's other fields, in input order, for the output line
@@ -60,7 +170,7 @@ class LineError:
 
     line: int
     reason: str
-    id: str | None = None
+    id: RecordId | None = None
 
     def describe(self, source: str) -> str:
         """`source:line: reason`, the form error messages take across the project."""
@@ -74,34 +184,25 @@ class LineError:
         return (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
 
 
-class InvalidLine(ValueError):
-    """Raised by `parse_line` for a bad line; carries the reason and the id when one was readable."""
-
-    def __init__(self, reason: str, record_id: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.record_id = record_id
-
-
 def read_records(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[InputRecord | LineError]:
     """Yield each non-blank line of `stream` as an `InputRecord` or a `LineError`, in order.
 
-    Duplicate ids are checked across the whole stream: the second and later lines with an id are errors.
+    Duplicate ids (rule 3) are checked across the whole stream: the second and later lines with an id are errors.
     Read errors of the stream itself (an OSError, a corrupt gzip member) propagate: there is no line to skip.
     """
     first_line_of: dict[str, int] = {}
-    for line_number, raw in _numbered_lines(stream, max_line_bytes):
+    for line_number, raw in numbered_lines(stream, max_line_bytes):
         if raw is None:
             yield LineError(line_number, f"line longer than {max_line_bytes} bytes")
             continue
         try:
             record = parse_line(raw, line_number, first_line=line_number == 1)
-        except InvalidLine as error:
+        except InvalidRecord as error:
             yield LineError(line_number, error.reason, error.record_id)
             continue
         if record is None:
             continue
-        first = first_line_of.setdefault(record.id, line_number)
+        first = first_line_of.setdefault(id_key(record.id), line_number)
         if first != line_number:
             yield LineError(line_number, f"duplicate id {record.id!r} (first at line {first})", record.id)
             continue
@@ -109,38 +210,42 @@ def read_records(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iter
 
 
 def parse_line(raw: bytes, line_number: int, first_line: bool = False) -> InputRecord | None:
-    """Validate one line (bytes, newline included or not). Returns None for a blank line, raises `InvalidLine`."""
+    """Validate one line (bytes, newline included or not). Returns None for a blank line, raises `InvalidRecord`."""
+    record = decode_line(raw, first_line)
+    if record is None:
+        return None
+    example = example_from_record(record, line_number)
+    if GOLD_FIELD in record or example.is_impossible:
+        gold: tuple[str, ...] | None = example.answer_texts
+    else:
+        gold = None
+    passthrough = {key: value for key, value in record.items() if key not in REQUIRED_FIELDS}
+    return InputRecord(line_number, example.id, example.question, example.context, passthrough, gold)
+
+
+def decode_line(raw: bytes, first_line: bool = False) -> dict[str, Any] | None:
+    """One JSON Lines line as an object, or None when it is blank; raises `InvalidRecord`. Shared by every JSONL
+    reader (qa-answer's input, `load_examples`, qa-eval's predictions)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidLine(f"invalid UTF-8 at byte {error.start}") from None
+        raise InvalidRecord(f"invalid UTF-8 at byte {error.start}") from None
     if first_line and text.startswith("\ufeff"):  # a byte-order mark some editors put at the start of a file
         text = text[1:]
     if not text.strip():
         return None
-    record = _parse_json_object(text)
+    try:
+        record = decode(text)
+    except InvalidJSON as error:
+        raise InvalidRecord(error.reason) from None
+    if not isinstance(record, dict):
+        raise InvalidRecord(f"expected a JSON object, got a JSON {json_type(record)}")
     if _SURROGATE_ESCAPE.search(raw):
         _reject_lone_surrogates(record)
-
-    record_id = record.get("id") if isinstance(record.get("id"), str) and record.get("id") else None
-    values = {}
-    for name in REQUIRED_FIELDS:
-        if name not in record:
-            raise InvalidLine(f'missing field "{name}"', record_id)
-        value = record[name]
-        if not isinstance(value, str):
-            raise InvalidLine(f'field "{name}" must be a string, got a JSON {_json_type(value)}', record_id)
-        if not value.strip():
-            raise InvalidLine(f'field "{name}" is empty', record_id)
-        values[name] = value
-    gold = _gold_answers(record[GOLD_FIELD], record_id) if GOLD_FIELD in record else None
-    if gold is None and record.get("is_impossible") is True:  # SQuAD v2 marks some unanswerable questions so
-        gold = ()
-    passthrough = {key: value for key, value in record.items() if key not in REQUIRED_FIELDS}
-    return InputRecord(line_number, values["id"], values["question"], values["context"], passthrough, gold)
+    return record
 
 
-def _numbered_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+def numbered_lines(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) for each line; bytes is None for a line over the limit, whose rest is read and dropped."""
     line_number = 0
     while True:
@@ -156,53 +261,90 @@ def _numbered_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int
         yield line_number, raw
 
 
-class _RepeatedKey(ValueError):
-    pass
+# --- the rules' pieces --------------------------------------------------------------------------------------------
 
 
-def _unique_keys_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # json keeps the last of repeated keys without a word; {"id": "a", "id": "b"} has no single meaning.
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKey(key)
-            seen.add(key)
-    return record
+def _record_id(record: Mapping[str, Any], position: int) -> RecordId:
+    value = record.get("id")
+    return position if value is None else checked_id(value)
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999 parses to inf, which JSON cannot write back
-        raise OverflowError(text)
+def checked_id(value: Any) -> RecordId:
+    """`value` if it is a valid id (rule 2: a non-blank string or an integer), else raises `InvalidRecord`."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise InvalidRecord(f'field "id" must be a string or an integer, got a JSON {json_type(value)}')
+    if not value.strip():
+        raise InvalidRecord('field "id" is empty')
     return value
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(name)
+def _text_field(record: Mapping[str, Any], name: str, record_id: RecordId | None) -> str:
+    if name not in record:
+        raise InvalidRecord(f'missing field "{name}"', record_id)
+    value = record[name]
+    if not isinstance(value, str):
+        raise InvalidRecord(f'field "{name}" must be a string, got a JSON {json_type(value)}', record_id)
+    if not value.strip():
+        raise InvalidRecord(f'field "{name}" is empty', record_id)
+    return value
 
 
-# One decoder for every line: json.loads with hooks would build a new one per call, a measurable share of the time.
-_DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_keys_object, parse_float=_finite_float, parse_constant=_reject_constant
-)
+def _optional(record: Mapping[str, Any], name: str, kind: type, what: str, record_id: RecordId | None, default: Any):
+    value = record.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind):
+        raise InvalidRecord(f'field "{name}" must be {what}, got a JSON {json_type(value)}', record_id)
+    return value
 
 
-def _parse_json_object(text: str) -> dict[str, Any]:
-    try:
-        record = _DECODER.decode(text)
-    except json.JSONDecodeError as error:
-        raise InvalidLine(f"invalid JSON ({error.msg}, column {error.colno})") from None
-    except _RepeatedKey as error:
-        raise InvalidLine(f"invalid JSON (the key {str(error)!r} appears twice in one object)") from None
-    except OverflowError as error:
-        raise InvalidLine(f"invalid JSON (the number {error} is too large)") from None
-    except ValueError as error:  # parse_constant: NaN, Infinity, -Infinity
-        raise InvalidLine(f"invalid JSON ({error} is not a JSON value)") from None
-    if not isinstance(record, dict):
-        raise InvalidLine(f"expected a JSON object, got a JSON {_json_type(record)}")
-    return record
+def _gold_answers(answers: Any, context: str, record_id: RecordId | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    if isinstance(answers, Mapping):  # Hugging Face columns
+        texts, starts = answers.get("text"), answers.get("answer_start")
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise InvalidRecord(f'{_ANSWERS_SHAPE}; its "text" is not a list of strings', record_id)
+        if starts is None:
+            starts = [None] * len(texts)
+        elif not isinstance(starts, list) or len(starts) != len(texts):
+            raise InvalidRecord(
+                f'field "{GOLD_FIELD}": "answer_start" must be a list as long as "text" ({len(texts)})', record_id
+            )
+        pairs = list(zip(texts, starts))
+    elif isinstance(answers, list):  # official objects, plain strings, or both
+        pairs = []
+        for index, answer in enumerate(answers):
+            if isinstance(answer, str):
+                pairs.append((answer, None))
+            elif isinstance(answer, Mapping) and isinstance(answer.get("text"), str):
+                pairs.append((answer["text"], answer.get("answer_start")))
+            else:
+                raise InvalidRecord(f"{_ANSWERS_SHAPE}; item {index} is neither", record_id)
+    else:
+        raise InvalidRecord(f"{_ANSWERS_SHAPE}, got a JSON {json_type(answers)}", record_id)
+    located = tuple(_answer_start(text, start, context, index, record_id) for index, (text, start) in enumerate(pairs))
+    return tuple(text for text, _ in pairs), located
+
+
+def _answer_start(text: str, start: Any, context: str, index: int, record_id: RecordId | None) -> int:
+    where = f'field "{GOLD_FIELD}" item {index}'
+    if start is None:
+        start = context.find(text)
+        if start < 0:
+            raise AnswerNotInContext(f"{where}: the context does not contain the answer text {text!r}", record_id)
+        return start
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise InvalidRecord(f"{where}: answer_start must be an integer, got a JSON {json_type(start)}", record_id)
+    if start < 0:
+        raise InvalidRecord(f"{where}: answer_start {start} is negative", record_id)
+    if context[start : start + len(text)] != text:
+        raise AnswerNotInContext(
+            f"answer_start {start} does not index the answer text {text!r} "
+            f"({where}; the context there reads {context[start:start + len(text)]!r})",
+            record_id,
+        )
+    return start
 
 
 def _reject_lone_surrogates(record: dict[str, Any]) -> None:
@@ -210,35 +352,6 @@ def _reject_lone_surrogates(record: dict[str, Any]) -> None:
     try:
         json.dumps(record, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
-        record_id = record.get("id") if isinstance(record.get("id"), str) else None
-        raise InvalidLine("invalid JSON (a \\u escape is half of a surrogate pair)", record_id) from None
-
-
-def _gold_answers(answers: Any, record_id: str | None) -> tuple[str, ...]:
-    shape = (
-        f'field "{GOLD_FIELD}" must be {{"text": [...], "answer_start": [...]}}, a list of {{"text", "answer_start"}} '
-        "objects or a list of strings"
-    )
-    if isinstance(answers, Mapping):
-        texts = answers.get("text")
-        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-            raise InvalidLine(f'{shape}; its "text" is not a list of strings', record_id)
-        return tuple(texts)
-    if not isinstance(answers, list):
-        raise InvalidLine(f"{shape}, got a JSON {_json_type(answers)}", record_id)
-    texts = []
-    for index, answer in enumerate(answers):
-        if isinstance(answer, str):
-            texts.append(answer)
-        elif isinstance(answer, Mapping) and isinstance(answer.get("text"), str):
-            texts.append(answer["text"])
-        else:
-            raise InvalidLine(f"{shape}; item {index} is neither", record_id)
-    return tuple(texts)
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "array", dict: "object"}
-    return names.get(type(value), type(value).__name__)
+        value = record.get("id")
+        record_id = value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+        raise InvalidRecord("invalid JSON (a \\u escape is half of a surrogate pair)", record_id) from None
