@@ -35,6 +35,7 @@ import numpy as np
 from spanqa.benchmarks.notebook_postprocess import notebook_as_written, notebook_predictions, same_prediction
 from spanqa.engine.core.data import load_examples
 from spanqa.engine.core.decoder import DecodeOptions, decode_predictions, decode_spans
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import Windows, make_windows
 
 MODEL_SEED = 0
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> dict:
         examples = examples[: args.limit]
     model_path = _model_path(args.model)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    windows = make_windows(tokenizer, examples)
+    windows = make_windows(QATokenizer.from_transformers(tokenizer), examples)
     start_logits, end_logits = _logits(windows, model_path, tokenizer.pad_token_id, args.logits_cache, args.batch_size)
     padded = windows.padded(np.arange(len(windows)), tokenizer.pad_token_id)
     contexts = [example.context for example in examples]

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from spanqa.engine.core.data import load_examples
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 from spanqa.engine.core.model_folder import MODEL_FILE, ParityReport, read_manifest
 from spanqa.export.options import ExportOptions, ParityThresholds, Precision
@@ -130,7 +131,7 @@ def benchmark(arguments: argparse.Namespace) -> list[VariantResult]:
         folders = run_exports(arguments.checkpoint, work, keep, arguments.reuse_exports)
         tokenizer = AutoTokenizer.from_pretrained(arguments.checkpoint)
         examples = load_examples(arguments.data)[: arguments.limit]
-        windows = make_windows(tokenizer, examples, WindowOptions())
+        windows = make_windows(QATokenizer.from_transformers(tokenizer), examples, WindowOptions())
         validation = ValidationSet(f"{arguments.data} (first {len(examples)})", examples)
         session_options = onnxruntime.SessionOptions()
         session_options.intra_op_num_threads = arguments.threads

@@ -20,6 +20,7 @@ import numpy as np
 from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
 from spanqa.engine.core.answers import Answer
 from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, make_windows
 from spanqa.engine.evaluation.scoring import evaluate
 
@@ -45,7 +46,7 @@ def predict(
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     model = AutoModelForQuestionAnswering.from_pretrained(checkpoint).eval()
     feeds_token_types = "token_type_ids" in tokenizer.model_input_names
-    windows = make_windows(tokenizer, examples, WindowOptions())
+    windows = make_windows(QATokenizer.from_transformers(tokenizer), examples, WindowOptions())
     width = int(windows.lengths.max())
     start_logits = np.zeros((len(windows), width), dtype=np.float32)
     end_logits = np.zeros_like(start_logits)

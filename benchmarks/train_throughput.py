@@ -39,6 +39,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from spanqa.engine.core.data import DataFormatError
 from spanqa.engine.core.decoder import DecodeOptions
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, make_windows
 from spanqa.training.dataset import WindowCollator, windows_dataset
 from spanqa.training.model import bf16_is_native, check_model, default_model_path, load_model, resolve_precision
@@ -200,7 +201,7 @@ def prepare(options: BenchOptions, scratch: Path) -> Setup:
     set_seed(options.seed)  # the fresh QA head is drawn from the global generator
     loaded = load_model(model_source)
     window_options = WindowOptions(train_options.max_length, train_options.stride, train_options.max_question_tokens)
-    windows = make_windows(loaded.tokenizer, examples, window_options, with_labels=True)
+    windows = make_windows(QATokenizer.from_transformers(loaded.tokenizer), examples, window_options, with_labels=True)
     print(f"{len(examples)} examples -> {len(windows)} windows", file=sys.stderr)
     return Setup(
         train_options, plan_output(train_options), loaded.tokenizer, loaded.model, windows_dataset(windows),

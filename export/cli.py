@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.cli.common import parse_arguments, print_error, require_extra
 
 from .options import MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 
@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(parser, argv)
     if isinstance(arguments, int):
         return arguments
+    if missing_extra := require_extra(PROGRAM, "export"):
+        return missing_extra
     _configure_logging(arguments.quiet)
     # Imported here so that --help and usage errors do not pay for torch, transformers and onnxruntime.
     from .run import ParityFailed, export_model

@@ -19,6 +19,7 @@ import numpy as np
 from spanqa.engine.core.data import DataFormatError, QAExample, load_examples, sample_questions_path
 from spanqa.engine.core.answers import Answer
 from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
 from spanqa.engine.core.model_folder import ParityReport
 from spanqa.engine.evaluation.scoring import evaluate
@@ -164,7 +165,7 @@ def compare(
 def prepare_windows(tokenizer, examples: Sequence[QAExample], window_options: WindowOptions) -> Windows:
     """The validation windows, made before the export so that window options the tokenizer cannot honour fail fast."""
     try:
-        return make_windows(tokenizer, examples, window_options)
+        return make_windows(QATokenizer.from_transformers(tokenizer), examples, window_options)
     except ValueError as error:  # e.g. a max_length that leaves the context no room after the question
         raise ExportError(f"window options: {error}") from None
 

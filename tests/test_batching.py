@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from spanqa.engine.runtime.batching import cut_batches, iter_groups, pack_batches
 from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, make_windows
 from spanqa.engine.runtime.prefetch import Prefetcher
 
@@ -58,7 +59,9 @@ def test_pack_batches_rejects_empty_limits():
 
 def test_cut_batches_slices_the_group_padding(tokenizer):
     examples = [QAExample(str(i), "who?", "word " * (5 + 40 * i)) for i in range(5)]
-    windows = make_windows(tokenizer, examples, WindowOptions(max_length=64, stride=16, max_question_tokens=8))
+    windows = make_windows(
+        QATokenizer.from_transformers(tokenizer), examples, WindowOptions(max_length=64, stride=16, max_question_tokens=8)
+    )
     everything, batches = cut_batches(windows, tokenizer.pad_token_id, max_tokens=128, max_windows=3)
     assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(windows)))
     for rows, batch in batches:

@@ -222,6 +222,7 @@ def test_report_headline_and_chart(tmp_path):
 def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, dev_examples, tmp_path, capsys):
     from transformers import AutoTokenizer
 
+    from spanqa.engine.core.tokenizer import QATokenizer
     from spanqa.engine.core.windows import make_windows
     from spanqa.engine.evaluation.scoring import evaluate
 
@@ -239,7 +240,7 @@ def test_cli_runs_systems_in_workers_and_writes_outputs(tiny_model, squad_dir, d
     assert {rate["precision"] for rate in report["ceiling"]["rates"]} == {"fp32", "int8"}
     # Every figure in the report is recomputed here from the workers' raw outputs, which the run leaves in its logs.
     raw = {name: json.loads((tmp_path / "w" / "logs" / f"{name}-round0.json").read_text()) for name in ("seed", "spanqa-torch")}
-    windows = make_windows(AutoTokenizer.from_pretrained(tiny_model), dev_examples)
+    windows = make_windows(QATokenizer.from_transformers(AutoTokenizer.from_pretrained(tiny_model)), dev_examples)
     assert report["workload"]["windows"] == len(windows) and report["workload"]["tokens"] == int(windows.lengths.sum())
     best_fp32 = max(rate["gflops"] for rate in report["ceiling"]["rates"] if rate["precision"] == "fp32")
     rows = {result["name"]: result for result in report["results"]}

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from spanqa.engine.core.data import QAExample, load_examples, sample_questions_path
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, make_windows
 
 BUILDER_PATH = Path(__file__).resolve().parent.parent / "tools" / "build_sample.py"
@@ -68,7 +69,7 @@ def test_a_long_context_needs_several_windows_and_an_answer_lies_beyond_the_firs
     options = WindowOptions()
     assert any(len(tokenizer(example.context)["input_ids"]) > options.max_length for example in examples)
 
-    windows = make_windows(tokenizer, examples, options)
+    windows = make_windows(QATokenizer.from_transformers(tokenizer), examples, options)
     padded = windows.padded(np.arange(len(windows)), tokenizer.pad_token_id)
     first_window_end: dict[int, int] = {}  # example index -> end of the context its first window covers
     for row in range(len(windows)):

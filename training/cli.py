@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.cli.common import parse_arguments, print_error, require_extra
 from spanqa.engine.core.data import DataFormatError
 
 from .options import PRECISIONS, TrainingInputError, TrainOptions
@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(parser, argv)
     if isinstance(arguments, int):
         return arguments
+    if missing_extra := require_extra(PROGRAM, "train"):
+        return missing_extra
     _configure_logging()
     try:
         options = TrainOptions(**vars(arguments))

@@ -25,6 +25,7 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback, TrainingArgum
 
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 
 from .dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
@@ -177,7 +178,9 @@ def _windows(
 ) -> tuple[Windows, dict[str, EvalSet]]:
     window_options = WindowOptions(options.max_length, options.stride, options.max_question_tokens)
     try:
-        train_windows = make_windows(tokenizer, data.train.examples, window_options, with_labels=True)
+        train_windows = make_windows(
+            QATokenizer.from_transformers(tokenizer), data.train.examples, window_options, with_labels=True
+        )
     except ValueError as error:  # window options that leave no room for context
         raise TrainingInputError(f"--max-length/--stride/--max-question-tokens: {error}") from None
     eval_sets = {

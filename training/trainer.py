@@ -19,6 +19,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
+from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 from spanqa.engine.evaluation.scoring import EvaluationResult, evaluate
 
@@ -40,7 +41,7 @@ class EvalSet:
     def build(
         cls, name: str, examples: list[QAExample], tokenizer: PreTrainedTokenizerBase, options: WindowOptions
     ) -> EvalSet:
-        windows = make_windows(tokenizer, examples, options, with_labels=True)
+        windows = make_windows(QATokenizer.from_transformers(tokenizer), examples, options, with_labels=True)
         order = np.argsort(windows.lengths, kind="stable")
         return cls(name, examples, windows, order, windows_dataset(windows, order))
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from spanqa.benchmarks.qa_bench.options import ENGINE_OVERRIDES, PROGRAM, BenchInputError, BenchOptions
 from spanqa.benchmarks.qa_bench.report import markdown, plot
 from spanqa.benchmarks.qa_bench.run import run_bench
+from spanqa.engine.cli.common import require_extra
 from spanqa.engine.core.data import DataFormatError
 
 EXIT_BAD_INPUT = 2
@@ -96,6 +97,8 @@ def _parse_args(argv: list[str] | None) -> tuple[BenchOptions, argparse.Namespac
 
 def main(argv: list[str] | None = None) -> int:
     options, arguments = _parse_args(argv)
+    if missing_extra := require_extra(PROGRAM, "bench"):
+        return missing_extra
     try:
         report = run_bench(options)
     except (BenchInputError, DataFormatError) as error:

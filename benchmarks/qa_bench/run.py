@@ -37,9 +37,10 @@ def _resolve_device(device: str) -> str:
 def make_workload(checkpoint: Path, examples: list[QAExample]) -> tuple[Workload, EncoderShape]:
     from transformers import AutoConfig, AutoTokenizer
 
+    from spanqa.engine.core.tokenizer import QATokenizer
     from spanqa.engine.core.windows import make_windows
 
-    windows = make_windows(AutoTokenizer.from_pretrained(checkpoint), examples)
+    windows = make_windows(QATokenizer.from_transformers(AutoTokenizer.from_pretrained(checkpoint)), examples)
     shape = EncoderShape.from_config(AutoConfig.from_pretrained(checkpoint))
     lengths = windows.lengths
     return Workload(len(examples), len(windows), int(lengths.sum()), windows_flops(shape, lengths)), shape

@@ -8,18 +8,21 @@ length and pad each batch only as far as its longest window.
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import regex
 
 from spanqa.engine.core.data import QAExample
+from spanqa.engine.core.tokenizer import PairBatch, QATokenizer, QuestionTooLongError
 from spanqa.engine.core.window_options import WindowOptions
 
 logger = logging.getLogger(__name__)
 
-_COMBINING_MARKS = regex.compile(r"\p{Mn}+")  # nonspacing marks: the accents that uncased tokenizers drop
+# Combining marks are never ASCII, so only non-ASCII runs are searched for them (unicodedata has no \p{Mn} class).
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 OUTSIDE_CONTEXT = -1  # offset value of every token that is not part of the context (question, specials, padding)
 
@@ -84,14 +87,18 @@ class Windows:
 
 
 def make_windows(
-    tokenizer,
+    tokenizer: QATokenizer,
     examples: Sequence[QAExample],
     options: WindowOptions = WindowOptions(),
     with_labels: bool = False,
 ) -> Windows:
-    """Tokenize examples into windows. `tokenizer` must be a fast (Rust-backed) Hugging Face tokenizer."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise TypeError("make_windows needs a fast tokenizer (offsets come from the Rust tokenizers library)")
+    """Tokenize examples into windows: `QATokenizer.from_folder(model_dir)`, or `QATokenizer.from_transformers(tok)`
+    for a transformers fast tokenizer."""
+    if not isinstance(tokenizer, QATokenizer):
+        raise TypeError(
+            f"make_windows takes a QATokenizer, got {type(tokenizer).__name__}; wrap a transformers fast tokenizer "
+            "with QATokenizer.from_transformers"
+        )
     _check_room(tokenizer, options)
     # The notebook strips questions: leading spaces become tokens for some vocabularies and waste the window.
     questions = [example.question.strip() for example in examples]
@@ -102,7 +109,7 @@ def make_windows(
     if encoded is None or _longest_question(encoded) > options.max_question_tokens:
         questions = _cap_questions(tokenizer, questions, examples, options)
         encoded = _encode_pairs(tokenizer, questions, contexts, options)
-    example_index = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
+    example_index = np.asarray(encoded.example_index, dtype=np.int64)
     encodings = encoded.encodings
     lengths = np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(encodings))
     row_splits = np.zeros(len(encodings) + 1, dtype=np.int64)
@@ -135,26 +142,17 @@ def make_windows(
     return windows
 
 
-def _encode_pairs(tokenizer, questions: list[str], contexts: list[str], options: WindowOptions):
-    """The batch encoding, or None when a question leaves the context no room (the tokenizer refuses the batch)."""
+def _encode_pairs(
+    tokenizer: QATokenizer, questions: list[str], contexts: list[str], options: WindowOptions
+) -> PairBatch | None:
+    """The windows, or None when a question leaves the context no room (the tokenizer refuses the batch)."""
     try:
-        return tokenizer(
-            questions,
-            contexts,
-            truncation="only_second",
-            max_length=options.max_length,
-            stride=options.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
-    except Exception as error:  # the Rust tokenizer raises a bare Exception for this (transformers#23654)
-        if "Truncation error" not in str(error):
-            raise
+        return tokenizer.encode_pairs(questions, contexts, options.max_length, options.stride)
+    except QuestionTooLongError:
         return None
 
 
-def _longest_question(encoded) -> int:
+def _longest_question(encoded: PairBatch) -> int:
     """The most question tokens in any window (every window of an example repeats its whole question)."""
     return max((encoding.sequence_ids.count(0) for encoding in encoded.encodings), default=0)
 
@@ -188,7 +186,7 @@ def _label_windows(windows: Windows, examples: Sequence[QAExample], context_span
 def _extend_over_combining_marks(offsets: np.ndarray, context: str) -> None:
     """Uncased vocabularies strip accents, so a token's offsets stop before a combining mark that follows it
     ("cafe" + U+0301). Extending the end over such marks keeps the accent in labels and extracted answers."""
-    runs = [match.span() for match in _COMBINING_MARKS.finditer(context)]
+    runs = _combining_mark_runs(context)
     if not runs:
         return
     run_starts, run_ends = np.array(runs).T
@@ -198,15 +196,30 @@ def _extend_over_combining_marks(offsets: np.ndarray, context: str) -> None:
     ends[touches] = run_ends[position[touches]]
 
 
-def _cap_questions(tokenizer, questions: list[str], examples: Sequence[QAExample], options: WindowOptions) -> list[str]:
-    token_counts = [len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
-    too_long = [i for i, count in enumerate(token_counts) if count > options.max_question_tokens]
+def _combining_mark_runs(context: str) -> list[tuple[int, int]]:
+    """[start, end) of each maximal run of nonspacing marks (Unicode category Mn), in order."""
+    runs: list[tuple[int, int]] = []
+    for match in _NON_ASCII.finditer(context):
+        for position in range(match.start(), match.end()):
+            if unicodedata.category(context[position]) != "Mn":
+                continue
+            if runs and runs[-1][1] == position:
+                runs[-1] = (runs[-1][0], position + 1)
+            else:
+                runs.append((position, position + 1))
+    return runs
+
+
+def _cap_questions(
+    tokenizer: QATokenizer, questions: list[str], examples: Sequence[QAExample], options: WindowOptions
+) -> list[str]:
+    encodings = tokenizer.encode_texts(questions)
+    too_long = [i for i, encoding in enumerate(encodings) if len(encoding.ids) > options.max_question_tokens]
     if not too_long:
         return questions
     capped = list(questions)
     for i in too_long:
-        question_offsets = tokenizer(questions[i], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        capped[i] = questions[i][: question_offsets[options.max_question_tokens - 1][1]]
+        capped[i] = questions[i][: encodings[i].offsets[options.max_question_tokens - 1][1]]
     shown = ", ".join(repr(examples[i].id) for i in too_long[:5])
     logger.warning(
         "%d question(s) longer than %d tokens were truncated to fit the window (ids: %s%s)",
@@ -218,7 +231,7 @@ def _cap_questions(tokenizer, questions: list[str], examples: Sequence[QAExample
     return capped
 
 
-def _check_room(tokenizer, options: WindowOptions) -> None:
+def _check_room(tokenizer: QATokenizer, options: WindowOptions) -> None:
     room = options.max_length - tokenizer.num_special_tokens_to_add(pair=True) - options.max_question_tokens
     if room <= options.stride:
         raise ValueError(

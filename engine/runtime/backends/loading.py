@@ -1,7 +1,8 @@
 """Open a model folder as a backend plus its tokenizer and window options.
 
 A qa-export folder (manifest.json) runs on ONNX Runtime, a transformers checkpoint on torch; both offer
-`run(PaddedWindows) -> (start_logits, end_logits)` as float32 numpy arrays [rows, width].
+`run(PaddedWindows) -> (start_logits, end_logits)` as float32 numpy arrays [rows, width]. The tokenizer comes from
+the folder's tokenizer.json through the tokenizers library, so an exported folder loads without transformers or torch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from spanqa.engine.core.extras import missing_extra
+from spanqa.engine.core.tokenizer import TOKENIZER_FILE, QATokenizer, TokenizerFileError
 from spanqa.engine.core.windows import WindowOptions
 from spanqa.engine.core.model_folder import MODEL_FILE, ModelFolderError, is_exported_model, read_manifest
 from spanqa.engine.runtime.backends.base import LoadedModel
@@ -48,6 +51,9 @@ def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
 
 
 def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
+    missing = missing_extra("torch-backend")
+    if missing is not None:  # before any torch import, so the message names the install instead of a module
+        raise ModelFolderError(f"{folder}: a checkpoint folder runs on the torch backend, which {missing}")
     from spanqa.engine.runtime.backends.torch_backend import TorchBackend, check_weights
 
     check_weights(folder, options.allow_pickle)  # before the slow imports and the tokenizer
@@ -58,25 +64,36 @@ def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
     return LoadedModel(backend, tokenizer, window, None)
 
 
-def load_tokenizer(folder: Path, exported: bool):
-    from transformers import AutoTokenizer
-
-    if exported and not (folder / "tokenizer.json").is_file():
+def load_tokenizer(folder: Path, exported: bool) -> QATokenizer:
+    """The folder's tokenizer.json; a checkpoint saved without one (slow-tokenizer files only) is converted by
+    transformers, which the torch backend that runs such a folder has installed anyway."""
+    if exported and not (folder / TOKENIZER_FILE).is_file():
         raise ModelFolderError(
-            f"{folder / 'tokenizer.json'}: missing; an exported model folder must hold its fast tokenizer"
+            f"{folder / TOKENIZER_FILE}: missing; an exported model folder must hold its fast tokenizer"
         )
     if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
-        raise ModelFolderError(f"{folder / 'tokenizer.json'}: missing; {folder} holds no tokenizer files")
+        raise ModelFolderError(f"{folder / TOKENIZER_FILE}: missing; {folder} holds no tokenizer files")
+    try:
+        if (folder / TOKENIZER_FILE).is_file():
+            return QATokenizer.from_folder(folder)
+        return QATokenizer.from_transformers(_converted_tokenizer(folder))
+    except TokenizerFileError as error:
+        raise ModelFolderError(str(error)) from None
+
+
+def _converted_tokenizer(folder: Path):
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, use_fast=True, local_files_only=True, trust_remote_code=False)
-    except Exception as error:  # noqa: BLE001 - tokenizers raise a bare Exception on a corrupt tokenizer.json
+    except Exception as error:  # noqa: BLE001 - tokenizers raise a bare Exception on a corrupt tokenizer file
         raise ModelFolderError(f"{folder}: cannot load the tokenizer: {error}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelFolderError(f"{folder}: the tokenizer has no fast (Rust) version, which the engine's windowing needs")
     return tokenizer
 
 
-def pad_token_id(tokenizer) -> int:
+def pad_token_id(tokenizer: QATokenizer) -> int:
     # Pad positions are masked out, so any id serves when a tokenizer defines no padding token.
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
