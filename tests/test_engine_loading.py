@@ -96,13 +96,28 @@ def test_conflicting_device_arguments(tiny_model):
         QAEngine(tiny_model, device="cpu", options=EngineOptions(device="cuda"))
 
 
-def test_default_model_dir_is_an_export_or_a_clear_error():
-    try:
-        folder = default_model_dir()
-    except ModelFolderError as error:
-        assert "minilm-l6-squad-int8" in str(error) and "not installed" in str(error)
-    else:
-        assert (folder / "manifest.json").is_file()
+def test_the_shipped_model_is_installed_and_answers():
+    # Fails when engine/models/minilm-l6-squad-int8 is missing, truncated or not the fine-tuned int8 export: the
+    # README's main job and QAEngine() depend on it.
+    from spanqa.engine.core.model_folder import read_manifest
+
+    folder = default_model_dir()
+    manifest = read_manifest(folder)
+    assert folder.name == "minilm-l6-squad-int8" and (manifest.precision, manifest.model_type) == ("int8", "bert")
+    engine = QAEngine(device="cpu")  # no folder: the shipped one
+    assert engine.backend.name == "onnxruntime"
+    answer = engine.answer("Who wrote it?", "It was written by Ada Lovelace in 1843.")  # the README's example
+    assert (answer.answer, answer.start, answer.end) == ("Ada Lovelace", 18, 30) and answer.score > 0.5
+    context = "The bridge over the Tay was opened in 1878 and fell in a storm in December 1879."
+    assert engine.answer("When did the bridge open?", context).answer == "1878"
+
+
+def test_a_missing_default_model_is_a_clear_error(monkeypatch):
+    import spanqa.engine.runtime.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "DEFAULT_MODEL_NAME", "no-such-model")
+    with pytest.raises(ModelFolderError, match=r"no-such-model: the default model is not installed"):
+        default_model_dir()
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,11 @@ def test_qa_export_refuses_pickled_weights_without_allow_pickle(tmp_path, tiny_m
     marker = tmp_path / "marker"
     folder = _pickled_checkpoint(tmp_path, tiny_model, marker)
     code = export_main([str(folder), "--output", str(tmp_path / "export")])
-    assert code != 0 and "--allow-pickle" in capsys.readouterr().err
+    assert code == 2  # bad input, before anything is loaded
+    assert capsys.readouterr().err == (
+        f"qa-export: error: {folder}: weights only in pickle format (pytorch_model.bin); loading a pickle can run "
+        "arbitrary code. Convert them to safetensors, or pass --allow-pickle if you trust the file\n"
+    )
     assert not marker.exists() and not (tmp_path / "export").exists()
 
 
