@@ -271,7 +271,8 @@ def test_kill_9_forced_outcomes_then_resume_is_byte_identical(forkserver, tiny_m
     trials = []
     for number, (plan, expected) in enumerate(forced.items()):
         output = tmp_path / f"out-{number}.jsonl"
-        trial = kill_and_resume(forkserver, _answer_command(source, output, tiny_model), output, full, plan, False, False)
+        command = _answer_command(source, output, tiny_model)
+        trial = kill_and_resume(forkserver, command, output, full, plan, executable=False, resume_executable=False)
         _check_resumed_workload(output, full_errors)
         trials.append(trial)
         assert trial.outcome == expected, trial
@@ -290,12 +291,14 @@ def test_kill_9_of_the_shipped_int8_model_resumed_by_the_installed_executable(fo
     command = _answer_command(source, output, None)  # no --model: the shipped default, as in the main job
     plan = Plan("stalled mid-line", at_bytes=mid_line_after(full, len(full) // 2), stall=True)
     # The main job runs in the tests' own environment; so do these runs, for the same ONNX Runtime threads.
-    trial = kill_and_resume(forkserver, command, output, full, plan, False, True, environment={})
+    trial = kill_and_resume(forkserver, command, output, full, plan, executable=False, resume_executable=True,
+                            environment={})  # fmt: skip
     assert trial.outcome == TORN and trial.output_bytes == plan.at_bytes, trial
 
 
 def _twenty_plans(full: bytes, run_seconds: float, seed: int) -> list[Plan]:
     generator = random.Random(seed)
+    before_the_last_lines = len(full) - 300  # a stall there always leaves a line unwritten
     plans = []
     for trial in range(20):
         kind = trial % 5
@@ -306,9 +309,11 @@ def _twenty_plans(full: bytes, run_seconds: float, seed: int) -> list[Plan]:
         elif kind == 2:  # the moment the output reaches a random size
             plans.append(Plan("random byte count", at_bytes=generator.randrange(1, len(full))))
         elif kind == 3:
-            plans.append(Plan("stalled mid-line", at_bytes=mid_line_after(full, generator.randrange(len(full) - 300)), stall=True))
+            at_bytes = mid_line_after(full, generator.randrange(before_the_last_lines))
+            plans.append(Plan("stalled mid-line", at_bytes=at_bytes, stall=True))
         else:
-            plans.append(Plan("stalled at a line end", at_bytes=line_end_after(full, generator.randrange(len(full))), stall=True))
+            at_bytes = line_end_after(full, generator.randrange(before_the_last_lines))
+            plans.append(Plan("stalled at a line end", at_bytes=at_bytes, stall=True))
     return plans
 
 
@@ -322,19 +327,18 @@ def test_kill_9_twenty_trials_on_the_installed_executable(forkserver, tiny_model
     seconds = time.monotonic() - started
     assert output.read_bytes() == full  # the executable and the forkserver child compute the same bytes
     trials = []
+    print(f"\nkill -9 trials on the executable (one uninterrupted run: {seconds:.1f} s):")  # for RELIABILITY.md
     for number, plan in enumerate(_twenty_plans(full, seconds, seed=2024)):
         output = tmp_path / f"out-{number}.jsonl"
         command = _answer_command(source, output, tiny_model)
-        trials.append(kill_and_resume(forkserver, command, output, full, plan, True, True))
+        trials.append(kill_and_resume(forkserver, command, output, full, plan, executable=True, resume_executable=True))
         _check_resumed_workload(output, full_errors)
+        trial = trials[-1]
+        print(f"  {number:2} {plan.name:21} exit {trial.returncode:3} {trial.output_bytes:6} of {len(full)} bytes: "
+              f"{trial.outcome}; resumed byte-identical", flush=True)  # fmt: skip
     assert source.read_bytes() == before
     outcomes = collections.Counter(trial.outcome for trial in trials)
-    by_plan = collections.defaultdict(collections.Counter)
-    for trial in trials:
-        by_plan[trial.plan][trial.outcome] += 1
-    print(f"\nkill -9 trials (one uninterrupted run: {seconds:.1f} s): {dict(outcomes)}")  # for RELIABILITY.md
-    for trial in trials:
-        print(f"  {trial.plan:22} exit {trial.returncode:3}  {trial.output_bytes:6} bytes  {trial.outcome}")
+    print(f"  outcomes: {dict(outcomes)}; kills that landed (exit -9): {sum(trial.landed for trial in trials)} of 20")
     assert set(OUTCOMES) <= set(outcomes)
     for trial in trials:
         if trial.plan == "at start":

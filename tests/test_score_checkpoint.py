@@ -15,7 +15,9 @@ import pytest
 from spanqa.benchmarks.score_checkpoint import main, score_checkpoint
 
 CONTEXT = "The lighthouse on Skerry Point was built in 1871 by a crew of eleven masons from Aberdeen."
-QUESTIONS = [("When was it built?", "1871"), ("Where were the masons from?", "Aberdeen"), ("How many masons?", "eleven")]
+QUESTIONS = [
+    ("When was it built?", "1871"), ("Where were the masons from?", "Aberdeen"), ("How many masons?", "eleven"),
+]  # fmt: skip
 
 
 def _find(sequence: list[int], part: list[int]) -> int:
@@ -64,7 +66,8 @@ def stub_model(monkeypatch, tokenizer):
     from transformers import AutoModelForQuestionAnswering
 
     def use(shift: int) -> None:
-        monkeypatch.setattr(AutoModelForQuestionAnswering, "from_pretrained", lambda *_, **__: _span_stub(tokenizer, shift))
+        stub = _span_stub(tokenizer, shift)
+        monkeypatch.setattr(AutoModelForQuestionAnswering, "from_pretrained", lambda *_, **__: stub)
 
     return use
 
