@@ -29,6 +29,6 @@ class Backend(Protocol):
 @dataclass(frozen=True)
 class LoadedModel:
     backend: Backend
-    tokenizer: Any  # a fast transformers tokenizer
+    tokenizer: Any  # a spanqa.engine.core.tokenizer.QATokenizer (read from the folder, no transformers)
     window: WindowOptions
     manifest: Manifest | None  # None for a checkpoint folder
