@@ -126,7 +126,7 @@ def test_record_shapes_ids_and_order(tiny_onnx):
         {"id": 42, "question": examples[4].question, "context": examples[4].context},
     ]
     answers = list(engine.answer_many(records))
-    assert [a.id for a in answers] == ["q0", "given", "2", "3", "42"]
+    assert [a.id for a in answers] == ["q0", "given", 3, 4, 42]  # records rule 2: kept as given, else the position
     for answer, example in zip(answers, examples):
         assert answer.answer == example.context[answer.start : answer.end]
         single = engine.answer(example.question, example.context, id=answer.id)
@@ -160,8 +160,11 @@ def test_null_threshold_decides_no_answer_with_a_probability(tiny_onnx):
 
 
 def test_empty_context_gets_an_empty_answer(tiny_onnx):
-    answer = engine_for(tiny_onnx).answer("what?", "   ")
+    engine = engine_for(tiny_onnx)
+    answer = next(engine.answer_many([QAExample("blank", "what?", "   ")]))  # a QAExample is taken as it is
     assert (answer.answer, answer.score, answer.is_impossible) == ("", 0.0, True)
+    with pytest.raises(DataFormatError, match=r'^record 1 \(id \'0\'\): field "context" is empty$'):  # a record: the rules
+        engine.answer("what?", "   ")
 
 
 def test_stats_count_work_and_padding(tiny_onnx):
@@ -182,10 +185,10 @@ def test_a_bad_record_fails_after_the_answers_before_it(tiny_onnx):
     records = [(e.question, e.context) for e in make_examples(10, seed=7)]
     records[6] = {"question": "no context here"}
     received = []
-    with pytest.raises(DataFormatError, match=r"record 6: missing field\(s\) 'context'"):
+    with pytest.raises(DataFormatError, match=r'record 7: missing field "context"'):
         for answer in engine.answer_many(records):
             received.append(answer.id)
-    assert received == ["0", "1", "2", "3", "4", "5"]
+    assert received == [1, 2, 3, 4, 5, 6]
 
 
 def test_errors_in_the_input_iterable_surface_in_the_caller(tiny_onnx):
@@ -196,7 +199,7 @@ def test_errors_in_the_input_iterable_surface_in_the_caller(tiny_onnx):
     engine = engine_for(tiny_onnx)
     with pytest.raises(OSError, match="disk went away"):
         list(engine.answer_many(broken()))
-    with pytest.raises(DataFormatError, match=r"record 0 \(id '0'\): 'context' must be a string"):
+    with pytest.raises(DataFormatError, match=r'record 1: field "context" must be a string, got a JSON number'):
         list(engine.answer_many([("what?", 3)]))
 
 

@@ -16,9 +16,10 @@ import numpy as np
 from spanqa.engine.runtime.backends.base import Backend
 from spanqa.engine.runtime.backends.loading import load_model, pad_token_id
 from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
-from spanqa.engine.core.data import DataFormatError, QAExample
+from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.decoder import decode_predictions
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model
+from spanqa.engine.core.records import to_example
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.runtime.prefetch import Prefetcher
 from spanqa.engine.runtime.results import Answer, EngineStats
@@ -140,29 +141,3 @@ class QAEngine:
         stats.infer_seconds += inferred - started
         stats.decode_seconds += finished - inferred
         return answers
-
-
-def to_example(record: Record, index: int) -> QAExample:
-    """A QAExample from any accepted record shape; `index` is its position, used as the id when it has none."""
-    if isinstance(record, QAExample):
-        return record
-    if isinstance(record, Mapping):
-        missing = [name for name in ("question", "context") if name not in record]
-        if missing:
-            raise DataFormatError(f"record {index}: missing field(s) {', '.join(map(repr, missing))}")
-        question, context = record["question"], record["context"]
-        record_id = record.get("id")
-        record_id = str(index) if record_id is None else str(record_id)
-    elif isinstance(record, (tuple, list)) and len(record) == 2:
-        (question, context), record_id = record, str(index)
-    else:
-        raise DataFormatError(
-            f"record {index}: expected a QAExample, a mapping with 'question' and 'context', or a (question, context) "
-            f"pair; got {type(record).__name__}"
-        )
-    for name, value in (("question", question), ("context", context)):
-        if not isinstance(value, str):
-            raise DataFormatError(
-                f"record {index} (id {record_id!r}): {name!r} must be a string, got {type(value).__name__}"
-            )
-    return QAExample(id=record_id, question=question, context=context)
