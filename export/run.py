@@ -21,7 +21,7 @@ from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, 
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
-from .onnx_export import GraphSignature, export_plain_onnx, graph_signature
+from .onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
 from .optimize import check_fusions_kept, count_fused_ops, fuse_graph
 from .options import ExportError, ExportOptions
 from .parity import ValidationSet, load_validation, prepare_windows, run_parity
@@ -86,6 +86,7 @@ def export_model(options: ExportOptions) -> ExportResult:
             model_type=checkpoint.family.model_type,
             input_names=signature.input_names,
             output_names=signature.output_names,
+            exporter=EXPORTER,
             source_checkpoint=options.checkpoint,
             source_sha256=checkpoint.sha256,
             onnxruntime_version=_version("onnxruntime"),
@@ -105,7 +106,8 @@ def _build_graph(
 ) -> tuple[Path, GraphSignature, dict[str, int]]:
     """Plain export, then fusion (unless disabled), then the precision change; returns the final graph."""
     config = checkpoint.model.config
-    graph = export_plain_onnx(checkpoint.model, work / "optimum", options.opset)
+    input_names = model_input_names(checkpoint.model, checkpoint.tokenizer)
+    graph = export_plain_onnx(checkpoint.model, work / "plain", options.opset, input_names)
     signature = graph_signature(graph)
     if signature.output_names != EXPECTED_OUTPUTS:
         raise ExportError(f"the exported graph's outputs are {signature.output_names}, expected {EXPECTED_OUTPUTS}")

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,23 +71,27 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def export_onnx():
-    """`export_onnx(checkpoint, output) -> output`: a qa-export-style folder (the graph exported with optimum
-    directly, a manifest naming it), since the engine's tests may not go through export."""
+    """`export_onnx(checkpoint, output) -> output`: a qa-export-style folder (the plain graph from qa-export's
+    torch.onnx exporter alone, config, tokenizer, a manifest naming them), since the engine's tests may not go through
+    the whole export. Works on transformers 4.57 and 5.x alike (Optimum installs beside 4.57 only)."""
     import json
 
     import onnx
     import onnxruntime
-    from optimum.exporters.onnx import main_export
 
     from spanqa.engine.core.model_folder import Manifest, write_manifest
+    from spanqa.export.checkpoint import load_checkpoint
+    from spanqa.export.onnx_export import export_plain_onnx, model_input_names
 
     def export(checkpoint: Path, output: Path) -> Path:
-        import torch
-
-        with warnings.catch_warnings():  # torch's TorchScript exporter warns about itself
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            main_export(str(checkpoint), str(output), task="question-answering", do_validation=False)
+        loaded = load_checkpoint(str(checkpoint))
+        names = model_input_names(loaded.model, loaded.tokenizer)
+        plain = export_plain_onnx(loaded.model, output.parent / f".{output.name}.plain", None, names)
+        output.mkdir(parents=True)
+        plain.rename(output / "model.onnx")
+        plain.parent.rmdir()
+        loaded.model.config.save_pretrained(output)
+        loaded.tokenizer.save_pretrained(output)
         graph = onnx.load(str(output / "model.onnx"), load_external_data=False)
         config = json.loads((output / "config.json").read_text())
         manifest = Manifest(

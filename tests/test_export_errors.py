@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -96,8 +98,13 @@ def test_remote_code_is_never_trusted(capsys, tiny_model, tmp_path):
 def test_pickle_weights_need_allow_pickle(capsys, tiny_model, tokenizer, tmp_path):
     from transformers import AutoModelForQuestionAnswering
 
+    import torch
+
     checkpoint = tmp_path / "pickled"
-    AutoModelForQuestionAnswering.from_pretrained(tiny_model).save_pretrained(checkpoint, safe_serialization=False)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_model)
+    # Written by hand: transformers 5's save_pretrained writes safetensors only.
+    model.config.save_pretrained(checkpoint)
+    torch.save(model.state_dict(), checkpoint / "pytorch_model.bin")
     tokenizer.save_pretrained(checkpoint)
     assert (checkpoint / "pytorch_model.bin").is_file()
     message = refused(capsys, tmp_path / "out", checkpoint)
@@ -129,7 +136,7 @@ def test_output_under_a_file_is_not_writable(capsys, tiny_model, tmp_path):
     assert f"not writable ({blocker} is a file, not a folder)" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits (the read-only mount test covers root)")
 def test_read_only_parent_is_not_writable(capsys, tiny_model, tmp_path):
     parent = tmp_path / "locked"
     parent.mkdir(mode=0o555)
@@ -137,6 +144,41 @@ def test_read_only_parent_is_not_writable(capsys, tiny_model, tmp_path):
         assert "not writable" in refused(capsys, parent / "out", tiny_model)
     finally:
         parent.chmod(0o755)
+
+
+def read_only_command(folder: Path, command: list[str]) -> list[str]:
+    """`command`, run with `folder` bind-mounted read-only over itself in a private mount namespace: the mount is
+    gone when the command exits, and no other process sees it. Root ignores permission bits, not a read-only mount."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(folder), *command]
+
+
+def read_only_mounts_work(scratch: Path) -> bool:
+    """Whether this process may make such a mount (root with CAP_SYS_ADMIN, and util-linux's unshare)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = scratch / "probe"
+    probe.mkdir()
+    touched = probe / "touched"
+    result = subprocess.run(read_only_command(probe, ["touch", str(touched)]), capture_output=True, text=True)
+    works = result.returncode != 0 and "Read-only file system" in result.stderr and not touched.exists()
+    shutil.rmtree(probe)
+    return works
+
+
+def test_read_only_file_system_is_not_writable_even_for_root(tiny_model, tmp_path):
+    if not read_only_mounts_work(tmp_path):
+        pytest.skip("needs root and unshare for a read-only bind mount (non-root users get the permission-bits test)")
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    output = parent / "out"
+    qa_export = [sys.executable, "-m", "spanqa.export.cli", str(tiny_model), "--output", str(output), "--quiet"]
+    result = subprocess.run(read_only_command(parent, qa_export), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("qa-export: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert f"--output {output}: not writable" in errors[0] and "Read-only file system" in errors[0]
+    assert list(parent.iterdir()) == []  # nothing written, not even a probe or staging folder
 
 
 def test_existing_output_is_refused_without_overwrite(capsys, tiny_model, tmp_path):

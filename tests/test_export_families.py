@@ -1,19 +1,22 @@
-"""Each supported family exports, fuses what ORT's optimizer fuses for it, quantizes keeping those fusions, and
-matches PyTorch; a BERT-family graph whose attention does not fuse fails loudly."""
+"""Each supported family exports (torch.onnx), fuses what ORT's optimizer fuses for it, quantizes keeping those
+fusions, and matches PyTorch, on whichever transformers is installed (4.57 or 5.x); where Optimum is installed, its
+graph of the same model fuses and computes the same; a BERT-family graph whose attention does not fuse fails loudly."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime
 import pytest
 from test_export_support import save_tiny_checkpoint, write_validation
 
 from spanqa.engine.core.model_folder import MODEL_FILE, read_manifest
+from spanqa.export.checkpoint import load_checkpoint
 from spanqa.export.families import FAMILIES
-from spanqa.export.onnx_export import export_plain_onnx
-from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
+from spanqa.export.onnx_export import EXPORTER, export_plain_onnx, model_input_names
+from spanqa.export.optimize import attention_count, check_fusions_kept, count_fused_ops, fuse_graph
 from spanqa.export.options import ExportError, ExportOptions
 from spanqa.export.quantize import quantize_int8
 from spanqa.export.run import export_model
@@ -64,14 +67,45 @@ def test_family_exports_fuses_quantizes_and_matches_pytorch(model_type, tokenize
     assert [value.name for value in session.get_inputs()] == list(inputs)
 
 
+def test_manifest_names_the_exporter(tiny_model, tmp_path):
+    manifest = read_manifest(export_model(ExportOptions(str(tiny_model), str(tmp_path / "out"), skip_parity=True)).output)
+    assert manifest.exporter == EXPORTER == "torch.onnx-torchscript"
+
+
+@pytest.mark.parametrize("model_type", ["bert", *sorted(EXPECTED)])
+def test_torch_onnx_graph_fuses_and_computes_like_optimums(model_type, tokenizer, tmp_path):
+    """The reason for one export path: where Optimum installs (the pinned stack), its graph of the same model fuses
+    to the same operator counts and gives the same logits as spanqa's torch.onnx graph."""
+    pytest.importorskip("optimum.exporters.onnx", reason="optimum-onnx is not installed (the pinned stack has it)")
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    loaded = load_checkpoint(str(save_tiny_checkpoint(tmp_path / "checkpoint", model_type, tokenizer, layers=LAYERS)))
+    family, config = FAMILIES[model_type], loaded.model.config
+    names = model_input_names(loaded.model, loaded.tokenizer)
+    ours = fuse_graph(export_plain_onnx(loaded.model, tmp_path / "ours", None, names), tmp_path / "ours.onnx", config, family)
+    onnx_export_from_model(loaded.model, tmp_path / "optimum", task="question-answering", do_validation=False)
+    theirs = fuse_graph(tmp_path / "optimum" / MODEL_FILE, tmp_path / "theirs.onnx", config, family)
+    assert ours == theirs and attention_count(ours) > 0
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, len(tokenizer), size=(3, 40))
+    mask = np.ones_like(ids)
+    mask[2, 25:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    logits = []
+    for graph in (tmp_path / "ours.onnx", tmp_path / "theirs.onnx"):
+        session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        assert tuple(value.name for value in session.get_inputs()) == names
+        logits.append(session.run(["start_logits", "end_logits"], {name: feeds[name] for name in names}))
+    for ours_logits, their_logits in zip(*logits, strict=True):
+        assert np.abs(ours_logits - their_logits)[mask.astype(bool)].max() < 1e-5
+
+
 @pytest.fixture(scope="module")
 def plain_bert_graph(tmp_path_factory, tokenizer) -> tuple[Path, object]:
-    from transformers import AutoModelForQuestionAnswering
-
     folder = tmp_path_factory.mktemp("fusion")
-    checkpoint = save_tiny_checkpoint(folder / "checkpoint", "bert", tokenizer)
-    model = AutoModelForQuestionAnswering.from_pretrained(checkpoint).eval()
-    return export_plain_onnx(model, folder / "plain", opset=None), model.config
+    loaded = load_checkpoint(str(save_tiny_checkpoint(folder / "checkpoint", "bert", tokenizer)))
+    names = model_input_names(loaded.model, loaded.tokenizer)
+    return export_plain_onnx(loaded.model, folder / "plain", opset=None, input_names=names), loaded.model.config
 
 
 def test_unfused_attention_fails_loudly_for_bert(plain_bert_graph, tmp_path, monkeypatch):

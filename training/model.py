@@ -80,7 +80,11 @@ def load_model(source: str) -> LoadedModel:
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        model, loading_info = AutoModelForQuestionAnswering.from_pretrained(source, output_loading_info=True)
+        # fp32 weights whatever the checkpoint stores (the optimizer's master copy; bf16 comes from autocast):
+        # transformers 5 otherwise keeps a checkpoint's own dtype, e.g. the fp16 backbone the H200 run carries.
+        model, loading_info = AutoModelForQuestionAnswering.from_pretrained(
+            source, output_loading_info=True, dtype=torch.float32
+        )
     except (OSError, ValueError) as error:
         raise TrainingInputError(f"{source}: cannot load the model weights: {error}") from None
     finally:

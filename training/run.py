@@ -28,6 +28,7 @@ from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 
+from .compat import renamed_arguments
 from .dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
 from .model import check_model, default_model_path, load_model, resolve_precision
 from .options import TrainingInputError, TrainOptions
@@ -144,16 +145,13 @@ def training_arguments(
         per_device_eval_batch_size=options.eval_batch_size,
         num_train_epochs=options.epochs,
         weight_decay=options.weight_decay,
-        warmup_ratio=options.warmup_ratio,
         lr_scheduler_type="linear",
         eval_strategy="epoch" if has_validation else "no",
         save_strategy="steps" if options.save_steps else "epoch",
         save_steps=options.save_steps or 500,  # ignored unless saving by steps
         save_total_limit=options.save_total_limit,
-        save_safetensors=True,
         logging_strategy="steps",
         logging_steps=options.logging_steps,
-        group_by_length=options.group_by_length,
         length_column_name=LENGTH_COLUMN,
         # The collator drops the length column itself; the stock column pruning would drop it before the sampler
         # could read it.
@@ -166,6 +164,7 @@ def training_arguments(
         seed=options.seed,
         data_seed=options.seed,
         report_to="none",
+        **renamed_arguments(options.warmup_ratio, options.group_by_length),
     )
 
 

@@ -23,6 +23,7 @@ from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 from spanqa.engine.evaluation.scoring import EvaluationResult, evaluate
 
+from .compat import groups_by_length
 from .dataset import LENGTH_COLUMN, windows_dataset
 
 
@@ -121,7 +122,7 @@ class QATrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None) -> Sampler | None:
         train_dataset = self.train_dataset if train_dataset is None else train_dataset
-        if not self.args.group_by_length or LENGTH_COLUMN not in train_dataset.column_names:
+        if not groups_by_length(self.args) or LENGTH_COLUMN not in train_dataset.column_names:
             return super()._get_train_sampler(train_dataset)
         # The stock lookup hands the sampler a lazy column whose per-item reads cost seconds per epoch on big sets;
         # one bulk read of the precomputed lengths is enough.

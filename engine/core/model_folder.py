@@ -66,6 +66,9 @@ class Manifest:
     window: WindowOptions = field(default_factory=WindowOptions)  # what the model was exported (and checked) with
     model_file: str = MODEL_FILE
     versions: Mapping[str, str] = field(default_factory=dict)  # spanqa, transformers, optimum, torch, onnx ...
+    # What made the plain graph: "torch.onnx-torchscript" now; manifests written before the field existed were all
+    # made by Optimum, hence the default.
+    exporter: str = "optimum"
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
