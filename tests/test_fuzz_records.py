@@ -1,10 +1,13 @@
-"""Fuzzing qa-answer's input: hypothesis-generated malformed JSONL lines mixed with valid ones, adversarial unicode,
+"""Fuzzing the input readers: hypothesis-generated malformed JSONL lines mixed with valid ones, adversarial unicode,
+structure (nesting 10 to 200,000 deep, huge integers, huge strings, repeated keys at depth, in every field position)
 and a 1 MB context.
 
 Every generated line is built together with what the reader must make of it (a record with these fields, a bad line
 whose reason says this, or a blank line), so the checks are exact: no crash, every bad line reported with its number,
 every good line read back unchanged and answered once. The default suite reads about 2,000 malformed lines through
 the reader (hypothesis draws differ per run; at least 1,000 is checked); `-m slow` reads 10,000 or more (checked).
+The structural lines go through all three JSONL readers: qa-answer's (`read_records`), `load_examples`' and
+qa-eval's predictions reader.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,8 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanqa.engine.cli.answer import main
-from spanqa.engine.jobs.answer_file import AnswerFileOptions, answer_file
+from spanqa.engine.core.data import DataFormatError, iter_jsonl_examples
 from spanqa.engine.core.records import InputRecord, LineError, read_records
+from spanqa.engine.core.strict_json import MAX_INT_DIGITS, MAX_NESTING
+from spanqa.engine.evaluation.scoring import PredictionsError, read_predictions
+from spanqa.engine.jobs.answer_file import AnswerFileOptions, answer_file
 
 MAX_LINE_BYTES = 2048  # the reader's limit in these tests, so that "too long" is cheap to hit
 
@@ -43,7 +50,7 @@ BLANKS = st.sampled_from(["", " ", "\t", "  \t ", "\r", "\u3000"])
 class Line:
     raw: bytes  # without the newline
     kind: str  # "valid", "blank" or the kind of damage
-    id: str | None = None  # valid lines
+    id: str | int | None = None  # valid lines
     fields: tuple[str, str] | None = None  # valid lines: question, context
 
 
@@ -61,12 +68,14 @@ REASONS = {
     "duplicate id": "duplicate id",
     "garbage": "invalid",
     "bad answers": 'field "answers"',
+    "answer not in context": "does not contain the answer text",
     "too long": "line longer than",
 }
 
 
 def _record(draw, index: int) -> dict:
-    record = {"id": f"{index}:{draw(TEXT)}", "question": "Q" + draw(TEXT), "context": "C" + draw(TEXT)}
+    record_id = 100_000 + index if draw(st.integers(0, 4)) == 0 else f"{index}:{draw(TEXT)}"  # integers kept as such
+    record = {"id": record_id, "question": "Q" + draw(TEXT), "context": "C" + draw(TEXT)}
     if draw(st.booleans()):
         record["title"] = draw(TEXT)
     if draw(st.booleans()):
@@ -82,15 +91,22 @@ def _dump(draw, value: object) -> bytes:
 
 
 @st.composite
-def lines(draw, count: int) -> list[Line]:
+def lines(draw, count: int, too_long: bool = True) -> list[Line]:
+    """`too_long=False` for answer_file, which keeps the 64 MB default limit (and line numbers must stay as drawn:
+    they are the ids of records without one)."""
     result: list[Line] = []
-    valid_ids: list[str] = []
+    valid_ids: list[str | int] = []
     for index in range(count):
-        kind = draw(st.sampled_from(["valid"] * 11 + ["blank"] + list(REASONS)))
-        if kind == "duplicate id" and not valid_ids:
+        kind = draw(st.sampled_from(["valid"] * 10 + ["no id", "blank"] + list(REASONS)))
+        if (kind == "duplicate id" and not valid_ids) or (kind == "too long" and not too_long):
             kind = "valid"
         record = _record(draw, index)
-        raw = _dump(draw, record)
+        if kind == "no id":  # a record without an id gets its line number
+            record.pop("id") if draw(st.booleans()) else record.update(id=None)
+            record["id"], raw = index + 1, _dump(draw, record)
+            kind = "valid"
+        else:
+            raw = _dump(draw, record)
         if kind == "valid":
             valid_ids.append(record["id"])
             result.append(Line(raw, kind, record["id"], (record["question"], record["context"])))
@@ -103,12 +119,12 @@ def lines(draw, count: int) -> list[Line]:
         elif kind == "not an object":
             raw = _dump(draw, draw(st.one_of(st.lists(TEXT, max_size=3), st.integers(), TEXT, st.none(), st.booleans())))
         elif kind == "missing field":
-            del record[draw(st.sampled_from(["id", "question", "context"]))]
+            del record[draw(st.sampled_from(["question", "context"]))]
             raw = _dump(draw, record)
         elif kind == "wrong type":
-            record[draw(st.sampled_from(["id", "question", "context"]))] = draw(
-                st.sampled_from([0, 1.5, None, True, [], ["text"], {"text": "x"}])
-            )
+            field = draw(st.sampled_from(["id", "question", "context"]))
+            wrong = [1.5, True, [], ["text"], {"text": "x"}] + ([] if field == "id" else [0, None])  # ids may be 7
+            record[field] = draw(st.sampled_from(wrong))
             raw = _dump(draw, record)
         elif kind == "empty field":
             record[draw(st.sampled_from(["id", "question", "context"]))] = draw(BLANKS)
@@ -130,6 +146,9 @@ def lines(draw, count: int) -> list[Line]:
             raw = draw(st.sampled_from([b"\x00", b"\xfe", b"}"])) + draw(st.binary(max_size=30)).replace(b"\n", b"")
         elif kind == "bad answers":
             record["answers"] = draw(st.sampled_from([5, "C", [{"start": 0}], [1], {"text": "C"}, {"text": [1]}, None]))
+            raw = _dump(draw, record)
+        elif kind == "answer not in context":
+            record["answers"] = draw(st.sampled_from([["\u2603"], [{"text": "\u2603"}], {"text": ["C", "\u2603"]}]))
             raw = _dump(draw, record)
         elif kind == "too long":
             raw = raw[:-1] + b', "padding": "' + b"x" * MAX_LINE_BYTES + b'"}'
@@ -219,9 +238,8 @@ def _check_answered(generated: list[Line], output: Path, errors: Path) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(generated=lines(count=40))
+@given(generated=lines(count=40, too_long=False))
 def test_answer_file_answers_every_good_line_and_lists_every_bad_one(generated, tmp_path_factory):
-    generated = [line for line in generated if line.kind != "too long"]  # answer_file keeps the 64 MB default limit
     folder = tmp_path_factory.mktemp("fuzz")
     source = folder / "in.jsonl"
     source.write_bytes(_file_bytes(generated))
@@ -230,9 +248,8 @@ def test_answer_file_answers_every_good_line_and_lists_every_bad_one(generated, 
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-@given(generated=lines(count=60))
+@given(generated=lines(count=60, too_long=False))
 def test_qa_answer_on_a_real_model_survives_adversarial_lines(generated, tiny_model, tmp_path_factory):
-    generated = [line for line in generated if line.kind != "too long"]
     folder = tmp_path_factory.mktemp("fuzz-cli")
     source = folder / "in.jsonl"
     source.write_bytes(_file_bytes(generated))
@@ -270,6 +287,254 @@ def test_adversarial_unicode_is_answered_with_offsets_into_the_text(case, tiny_m
         assert answer["answer"] == context[answer["start"] : answer["end"]]
     assert answers[0]["start"] == answers[1]["start"] and answers[0]["end"] == answers[1]["end"]
     assert not (tmp_path / "out.jsonl.errors.jsonl").exists()
+
+
+# --- structure: nesting, huge numbers and strings, repeated keys, in every field position --------------------------
+
+# One nesting level each; a value nested d levels deep repeats a cycle of these d times. Built as text: json.dumps
+# itself cannot write 200,000 levels.
+NEST_UNITS = {"array": ("[", "]"), "object": ('{"k": ', "}"), "array after items": ('[0, "x", ', "]"),
+              "object after members": ('{"a": null, "k": ', "}")}  # fmt: skip
+# Depth bands, taken in turn (hypothesis alone draws correlated values and would leave some slot-depth pairs out).
+DEPTH_BANDS = [
+    st.integers(0, 9), st.integers(10, MAX_NESTING - 10), st.integers(MAX_NESTING - 5, MAX_NESTING + 5),
+    st.integers(MAX_NESTING + 6, 5000), st.integers(5001, 200_000), st.sampled_from([100_000, 200_000]),
+]  # fmt: skip
+RECORD_SLOTS = ["id", "question", "context", "title", "answers", "answer_start", "meta", "whole line"]
+PREDICTION_SLOTS = ["id", "answer", "meta", "whole line"]
+# The nesting level a value put in each slot starts at: the line's object is level 1.
+SLOT_LEVEL = {"answer_start": 3, "whole line": 0}
+
+
+@dataclass(frozen=True)
+class Structured:
+    raw: bytes
+    reasons: tuple[str, ...] = ()  # a bad line: its reason contains one of these
+    id: str | int | None = None  # a good line
+    fields: dict | None = None  # a good line: the fields it must come back with (besides the id)
+    slot: str = ""  # where the structure went ("" for plain good and blank lines)
+    depth: int = 0  # nesting levels of the line as a whole
+    leaf: str = ""  # the leaf's kind
+
+
+LEAVES = ["small int", "huge int", "too long int", "huge string", "repeated key", "object"]
+
+
+@st.composite
+def leaves(draw, index: int) -> tuple[str, str, str | None, int]:
+    """(kind, JSON text, the error it causes, its nesting levels)."""
+    kind = draw(st.sampled_from(LEAVES))
+    if kind == "small int":  # distinct per line: it may be an id
+        return kind, str(10_000 + index), None, 0
+    if kind in ("huge int", "too long int"):
+        digits = draw(st.integers(1000, MAX_INT_DIGITS) if kind == "huge int" else st.integers(MAX_INT_DIGITS + 1, 20_000))
+        text = str(index + 1) + "7" * (digits - len(str(index + 1)))  # distinct per line: they may be ids
+        return kind, text, "an integer of" if kind == "too long int" else None, 0
+    if kind == "huge string":  # up to 1 MB of characters
+        text = f"{index}:" + "x\u00e9\u4e2d " * draw(st.sampled_from([2_500, 25_000, 250_000]))
+        return kind, json.dumps(text, ensure_ascii=draw(st.booleans())), None, 0
+    if kind == "repeated key":
+        return kind, '{"k": 1, "z": [2], "k": 3}', "the key 'k' appears twice", 1
+    return kind, '{"z": [1, {"y": null}]}', None, 3
+
+
+def _nest(value: str, depth: int, units: list[str]) -> str:
+    """`value` inside `depth` levels, the units taken in turn from the outside in."""
+    cycles, rest = divmod(depth, len(units))
+    # Repeating whole cycles as strings: a 200,000-level line built piece by piece would dominate the test's time.
+    openers = "".join(NEST_UNITS[unit][0] for unit in units) * cycles + "".join(NEST_UNITS[u][0] for u in units[:rest])
+    closers = "".join(NEST_UNITS[unit][1] for unit in reversed(units[:rest]))
+    closers += "".join(NEST_UNITS[unit][1] for unit in reversed(units)) * cycles
+    return openers + value + closers
+
+
+def _field_outcome(schema: str, slot: str, value: object, is_string: bool) -> str | None:
+    """The reason a (well-formed, shallow enough) value in `slot` is refused for, or None when it is fine."""
+    if slot == "meta":
+        return None
+    if slot == "id":
+        valid = (is_string and value is not None) or (isinstance(value, int) and not isinstance(value, bool))
+        return None if valid else 'field "id" must be a string or an integer'
+    if slot == "answers":
+        return 'field "answers"'  # no nest or leaf here is an answer list
+    if slot == "answer_start":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None if value == 0 else "does not index the answer text"
+        return "answer_start must be an integer"
+    if slot == "answer":
+        return None if is_string else 'field "answer" must be a string'
+    return None if is_string else f'field "{slot}" must be a string'  # question, context, title
+
+
+@st.composite
+def structured_lines(draw, count: int, schema: str) -> list[Structured]:
+    lines: list[Structured] = []
+    slots = RECORD_SLOTS if schema == "record" else PREDICTION_SLOTS
+    # Slots and depth bands go round in turn from offsets drawn uniformly: hypothesis' own draws favour the first
+    # choices, which would leave slot-depth pairs untried for many runs.
+    turns = draw(st.randoms(use_true_random=False))
+    slot_turn, band_turn = turns.randrange(len(slots)), turns.randrange(len(DEPTH_BANDS))
+    for index in range(count):
+        number = index + 1
+        base = {"id": f"s{index}", "question": "Q?", "context": "C, the context."} if schema == "record" else {
+            "id": f"s{index}", "answer": "C"}  # fmt: skip
+        choice = turns.choice(["good", "good without id", "blank"] + ["structure"] * 5)
+        if choice == "blank":
+            lines.append(Structured(b"  "))
+            continue
+        if choice.startswith("good"):
+            if choice == "good without id" and schema == "record":  # predictions need their id
+                del base["id"]
+            lines.append(Structured(json.dumps(base).encode(), id=base.get("id", number), fields=base))
+            continue
+        slot, slot_turn = slots[slot_turn % len(slots)], slot_turn + 1
+        band_turn += 1 + (slot_turn % len(slots) == 0)  # shifted once a round, so each slot meets every band
+        depth = draw(DEPTH_BANDS[band_turn % len(DEPTH_BANDS)])
+        units = draw(st.lists(st.sampled_from(sorted(NEST_UNITS)), min_size=1, max_size=3))
+        if slot == "whole line":  # the line's object itself nested inside `depth` levels
+            depth = max(depth, 1)
+            raw = _nest(json.dumps(base), depth, units)
+            if depth + 1 > MAX_NESTING:
+                reasons = ("nested deeper than",)
+            elif units[0].startswith("array"):
+                reasons = ("expected a JSON object, got a JSON array",)
+            else:
+                reasons = ('missing field "question"' if schema == "record" else 'missing field "id"',)
+            lines.append(Structured(raw.encode(), reasons, slot=slot, depth=depth + 1, leaf="record"))
+            continue
+        leaf_kind, leaf_text, leaf_error, leaf_levels = draw(leaves(index))
+        if slot == "answer_start" and leaf_kind == "small int":
+            leaf_text = "0"  # where the answer "C" starts: a good line when not nested
+        value_text = _nest(leaf_text, depth, units)
+        record = dict(base)
+        if slot == "answer_start":
+            record["answers"] = [{"text": "C", "answer_start": "@SLOT@"}]
+        else:
+            record[slot] = "@SLOT@"
+        raw = json.dumps(record).replace('"@SLOT@"', value_text)
+        total_depth = SLOT_LEVEL.get(slot, 1) + depth + leaf_levels
+        about = {"slot": slot, "depth": total_depth, "leaf": leaf_kind}
+        if total_depth > MAX_NESTING or leaf_error:
+            # A decoder refuses whichever it meets first: deep enough nesting before the leaf, else the leaf.
+            reasons = ("nested deeper than",) * (total_depth > MAX_NESTING) + ((leaf_error,) if leaf_error else ())
+            lines.append(Structured(raw.encode(), reasons, **about))
+            continue
+        value = json.loads(value_text)
+        reason = _field_outcome(schema, slot, value, isinstance(value, str))
+        if reason is None:
+            expected = {**record, **({"answers": [{"text": "C", "answer_start": 0}]} if slot == "answer_start" else {slot: value})}
+            lines.append(Structured(raw.encode(), id=expected["id"], fields=expected, **about))
+        else:
+            lines.append(Structured(raw.encode(), (reason,), **about))
+    return lines
+
+
+def _structured_file(lines: list[Structured]) -> bytes:
+    return b"".join(line.raw + b"\n" for line in lines)
+
+
+def _check_bad_lines(lines: list[Structured], reported: dict[int, str]) -> None:
+    expected = {number: line for number, line in enumerate(lines, 1) if line.reasons}
+    assert sorted(reported) == sorted(expected)  # every bad line reported, with its number; nothing else
+    for number, line in expected.items():
+        assert any(reason in reported[number] for reason in line.reasons), (number, line.reasons, reported[number][:300])
+
+
+def _good(lines: list[Structured]) -> list[tuple[int, Structured]]:
+    return [(number, line) for number, line in enumerate(lines, 1) if line.fields is not None]
+
+
+_LINE_OF_ERROR = re.compile(r":(\d+)(?::| \(id )")
+
+
+def _line_of(error: Exception, path: Path) -> int:
+    message = str(error)
+    assert message.startswith(str(path) + ":"), message[:300]
+    match = _LINE_OF_ERROR.match(message, len(str(path)))
+    assert match is not None, message[:300]
+    return int(match.group(1))
+
+
+STRUCTURE_SEEN: dict[str, list[Structured]] = {"record": [], "prediction": []}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(lines=structured_lines(count=12, schema="record"))
+def test_structural_lines_through_qa_answer_reader_and_load_examples(lines, tmp_path_factory):
+    STRUCTURE_SEEN["record"] += [line for line in lines if line.slot]
+    data = _structured_file(lines)
+    results = list(read_records(io.BytesIO(data)))
+    _check_bad_lines(lines, {result.line: result.reason for result in results if isinstance(result, LineError)})
+    records = [result for result in results if isinstance(result, InputRecord)]
+    assert [(record.line, record.id) for record in records] == [(number, line.id) for number, line in _good(lines)]
+    for record, (_, line) in zip(records, _good(lines)):
+        assert (record.question, record.context) == (line.fields["question"], line.fields["context"])
+        assert record.passthrough == {k: v for k, v in line.fields.items() if k not in ("id", "question", "context")}
+        json.dumps(record.passthrough)  # can be written back out (the output line)
+
+    path = tmp_path_factory.mktemp("structure") / "records.jsonl"
+    path.write_bytes(data)
+    errors: list[DataFormatError] = []
+    examples = list(iter_jsonl_examples(path, on_error=errors.append))
+    _check_bad_lines(lines, {_line_of(error, path): str(error) for error in errors})
+    assert [(e.id, e.question, e.context) for e in examples] == [
+        (line.id, line.fields["question"], line.fields["context"]) for _, line in _good(lines)
+    ]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(lines=structured_lines(count=12, schema="prediction"))
+def test_structural_lines_through_qa_eval_predictions_reader(lines, tmp_path_factory):
+    STRUCTURE_SEEN["prediction"] += [line for line in lines if line.slot]
+    path = tmp_path_factory.mktemp("structure") / "predictions.jsonl"
+    path.write_bytes(_structured_file(lines))
+    errors: list[PredictionsError] = []
+    if not _good(lines):
+        with pytest.raises(PredictionsError):
+            read_predictions(path, on_error=errors.append)
+    else:
+        predictions = read_predictions(path, on_error=errors.append)
+        assert predictions == {str(line.id): line.fields["answer"] for _, line in _good(lines)}
+    _check_bad_lines(lines, {_line_of(error, path): str(error) for error in errors})
+
+
+@pytest.mark.parametrize("schema", ["record", "prediction"])
+def test_structural_fuzzing_covered_every_slot_depth_and_leaf(schema):
+    # Runs after the fuzz tests above (file order): a guard that the generator keeps reaching every case.
+    seen = STRUCTURE_SEEN[schema]
+    if not seen:
+        pytest.skip("run together with the structural fuzz tests above")
+    slots = RECORD_SLOTS if schema == "record" else PREDICTION_SLOTS
+    for slot in slots:
+        in_slot = [line for line in seen if line.slot == slot]
+        assert any(line.depth > MAX_NESTING for line in in_slot), slot  # refused for depth
+        assert any(10 <= line.depth <= MAX_NESTING for line in in_slot), slot  # nested, within the limit
+    assert max(line.depth for line in seen) >= 100_000
+    assert {line.leaf for line in seen} >= set(LEAVES)
+    assert any(line.fields is not None for line in seen) and any(line.reasons for line in seen)
+
+
+def test_qa_answer_reports_deep_huge_and_repeated_lines_and_answers_the_rest(tiny_model, tmp_path):
+    good = [json.dumps({"id": f"g{i}", "question": "When was it lit?", "context": "It was lit in 1871."}) for i in range(4)]
+    bad = {
+        2: '{"id": "a", "question": "q", "context": "c", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        4: "[" * 200_000 + "]" * 200_000,
+        5: '{"id": "b", "question": "q", "context": "c", "x": ' + "9" * 4301 + "}",
+        6: '{"id": "c", "question": "q", "context": "c", "x": [{"y": [{"k": 1, "k": 2}]}]}',
+    }
+    lines = [good[0], bad[2], good[1], bad[4], bad[5], bad[6], good[2], good[3]]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main([str(source), "-o", str(tmp_path / "out.jsonl"), "--model", str(tiny_model), "--quiet"]) == 0
+    answered = [json.loads(line)["id"] for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert answered == ["g0", "g1", "g2", "g3"]
+    errors = [json.loads(line) for line in (tmp_path / "out.jsonl.errors.jsonl").read_bytes().splitlines()]
+    assert [(entry["line"], entry["error"]) for entry in errors] == [
+        (2, f"invalid JSON (nested deeper than {MAX_NESTING} levels)"),
+        (4, f"invalid JSON (nested deeper than {MAX_NESTING} levels)"),
+        (5, f"invalid JSON (an integer of 4301 digits; at most {MAX_INT_DIGITS} are read)"),
+        (6, "invalid JSON (the key 'k' appears twice in one object)"),
+    ]
 
 
 # --- a 1 MB context -------------------------------------------------------------------------------------------
@@ -329,13 +594,12 @@ def test_one_megabyte_context_is_answered_through_its_windows_in_bounded_memory(
 
 
 
-TRAINED_EXPORT = Path("/work/runs/export/minilm-fp32")
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "engine" / "models" / "minilm-l6-squad-int8"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (TRAINED_EXPORT / "manifest.json").is_file(), reason="the trained export is machine-local")
-def test_trained_model_finds_a_fact_in_the_middle_of_a_megabyte():
-    result = measure_long_context(TRAINED_EXPORT, 1.0)
-    print(f"\ntrained model, 1 MB: {result}")
+def test_shipped_model_finds_a_fact_in_the_middle_of_a_megabyte():
+    result = measure_long_context(SHIPPED_MODEL, 1.0)
+    print(f"\nshipped int8 model, 1 MB: {result}")
     assert result["answer"] == "7319"
     assert result["peak_mb"] - result["baseline_mb"] < MEMORY_BOUND_MB

@@ -24,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
             "exact_match, f1 (percentages, 0-100), total (questions in DATA) and missing (questions without "
             "a prediction; each scores 0). When DATA has unanswerable questions (SQuAD v2.0) or --na-probs "
             "is given, the v2.0 rules apply and the HasAns_*/NoAns_* breakdown is added, plus best_exact, "
-            "best_f1 and their thresholds with --na-probs."
+            "best_f1 and their thresholds with --na-probs. v1.1 data is scored by the official v1.1 script's rules, "
+            "v2.0 data by v2.0's. Predictions are matched to DATA's questions by the string form of their ids "
+            "(7 and \"7\" are one id)."
         ),
         epilog="Exit status: 0 on success, 2 on bad arguments or bad input (the message names the file and line).",
     )
