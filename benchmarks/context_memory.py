@@ -53,8 +53,28 @@ def _status_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def child(model: str, mebibytes: float) -> dict:
-    """In a fresh process: load, warm up, reset the peak, answer the one long question."""
+def _windows_only(engine, context: str) -> dict:
+    """Cut the context into windows as the engine does, and nothing more: the tokenizer's share of the peak."""
+    import dataclasses
+
+    import numpy as np
+
+    from spanqa.engine.core.data import QAExample
+    from spanqa.engine.core.windows import make_windows
+
+    example = QAExample(id="long", question="What is the secret vault code?", context=context)
+    Path("/proc/self/clear_refs").write_text("5")
+    baseline = _status_mib("VmRSS")
+    started = time.perf_counter()
+    windows = make_windows(engine.tokenizer, [example], engine.window_options)
+    arrays = [getattr(windows, field.name) for field in dataclasses.fields(windows)]
+    return {"context_chars": len(context), "windows": len(windows), "peak_growth_mib": _status_mib("VmHWM") - baseline,
+            "seconds": time.perf_counter() - started,
+            "arrays_mib": sum(array.nbytes for array in arrays if isinstance(array, np.ndarray)) / 2**20}  # fmt: skip
+
+
+def child(model: str, mebibytes: float, windows_only: bool = False) -> dict:
+    """In a fresh process: load, warm up, reset the peak, answer the one long question (or only cut its windows)."""
     import torch
 
     torch.set_num_threads(1)
@@ -63,6 +83,8 @@ def child(model: str, mebibytes: float) -> dict:
     engine = QAEngine(model, device="cpu")
     engine.answer("Warm up?", "A short context, so that lazy imports and compilation happen before measuring.")
     context = long_context(mebibytes)
+    if windows_only:
+        return _windows_only(engine, context)
     windows_before = engine.stats.windows
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     baseline = _status_mib("VmRSS")
@@ -73,9 +95,10 @@ def child(model: str, mebibytes: float) -> dict:
             "answer": answer.answer, "span_matches": context[answer.start : answer.end] == answer.answer}  # fmt: skip
 
 
-def measure(model: str, mebibytes: float) -> dict:
+def measure(model: str, mebibytes: float, windows_only: bool = False) -> dict:
     finished = subprocess.run(
-        [sys.executable, "-m", "spanqa.benchmarks.context_memory", "--child", model, str(mebibytes)],
+        [sys.executable, "-m", "spanqa.benchmarks.context_memory", "--child", model, str(mebibytes),
+         *(["--windows-only"] if windows_only else [])],
         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"),
     )  # fmt: skip
     if finished.returncode != 0:
@@ -86,11 +109,13 @@ def measure(model: str, mebibytes: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        print(json.dumps(child(argv[1], float(argv[2]))))
+        print(json.dumps(child(argv[1], float(argv[2]), windows_only="--windows-only" in argv[3:])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0.25,1,2", help="context sizes in MiB (default: %(default)s)")
     parser.add_argument("--model", help="model folder (default: a tiny random BERT built in a temporary folder)")
+    parser.add_argument("--windows-only", action="store_true",
+                        help="only cut the windows (make_windows), to see the tokenizer's share of the peak")  # fmt: skip
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
     if not Path("/proc/self/clear_refs").exists():
@@ -101,9 +126,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes: expected comma-separated numbers, got {arguments.sizes!r}")
     with tempfile.TemporaryDirectory(prefix="context-memory-") as folder:
         model = arguments.model or str(build_tiny_model(Path(folder)))
-        runs = {str(size): measure(model, size) for size in sizes}
+        runs = {str(size): measure(model, size, arguments.windows_only) for size in sizes}
     result = {"benchmark": "context_memory", "model": arguments.model or "tiny random BERT (seed 0)",
-              "machine": machine_note(), "runs": runs}  # fmt: skip
+              "windows_only": arguments.windows_only, "machine": machine_note(), "runs": runs}  # fmt: skip
+    if arguments.windows_only:
+        table = markdown_table(
+            ["context", "windows", "make_windows peak RSS growth MiB", "the windows' arrays MiB", "seconds"],
+            [[f"{size} MiB", f"{run['windows']:,}", f"{run['peak_growth_mib']:.0f}", f"{run['arrays_mib']:.1f}",
+              f"{run['seconds']:.1f}"] for size, run in runs.items()],
+        )  # fmt: skip
+        report(result, table, arguments.json)
+        return 0
     table = markdown_table(
         ["context", "windows", "peak RSS growth MiB", "seconds", "answer"],
         [[f"{size} MiB", f"{run['windows']:,}", f"{run['peak_growth_mib']:.0f}", f"{run['seconds']:.1f}",

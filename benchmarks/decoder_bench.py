@@ -1,7 +1,7 @@
 """Time the notebook's Python post-processing against the Numba span decoder on the same logits.
 
-    python -m spanqa.benchmarks.decoder_bench --data /work/shared/data/squad/dev-v1.1.json.gz \
-        --logits-cache /tmp/dev_logits.npz --json /tmp/decoder_bench.json
+    python -m spanqa.benchmarks.decoder_bench --data ../shared/data/squad/dev-v1.1.json.gz \
+        --logits-cache runs/dev_logits.npz --json runs/decoder_bench.json
 
 The logits come from the packaged backbone with a freshly initialised QA head (seeded), or from --model.
 The forward pass is the slow part, so its logits are cached in --logits-cache and reused when the

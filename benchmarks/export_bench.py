@@ -1,8 +1,8 @@
 """qa-export on a trained checkpoint: sizes, parity and CPU speed of fp32/int8 graphs, with and without fusion.
 
-    python -m spanqa.benchmarks.export_bench --checkpoint /work/runs/h200-minilm-lr1e-4 \
+    python -m spanqa.benchmarks.export_bench --checkpoint runs/h200-minilm-lr1e-4 \
         --data ../shared/data/squad/dev-v1.1.json.gz --limit 1000 \
-        --keep-int8 /work/runs/export/minilm-int8 --keep-fp32 /work/runs/export/minilm-fp32 --json /tmp/export_bench.json
+        --keep-int8 runs/export/minilm-int8 --keep-fp32 runs/export/minilm-fp32 --json runs/export_bench.json
 
 Four exports through `export_model` (each gated on the built-in sample): fp32 plain, fp32 fused, int8 plain
 (quantized without fusion), int8 fused. Then, on the first --limit questions of --data:

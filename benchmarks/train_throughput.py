@@ -1,7 +1,7 @@
 """Training throughput in windows (features) per second: the notebook's padding against qa-train's, on real steps.
 
     python -m spanqa.benchmarks.train_throughput --data ../shared/data/squad/train-v1.1.reconstructed.json.gz \
-        --examples 2000 --steps 10 --warmup-steps 1 --rounds 2 --json /tmp/train_throughput.json
+        --examples 2000 --steps 10 --warmup-steps 1 --rounds 2 --json runs/train_throughput.json
 
 Every configuration trains the same model (the packaged backbone with a seeded fresh QA head, or --model) on the
 windows of the same first N examples, starting from the same initial weights in a fresh QATrainer built with
