@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     table += (f"\n\n{result['questions']} questions, {result['windows']} windows, {result['rounds']} rounds. "
               f"End to end / model-only: {result['ratio_end_to_end_over_model_only']:.2f} "
               f"({result['ratio_in_cpu_time']:.2f} in CPU time). Engine stages per pass: tokenize "
-              f"{result['engine_tokenize_seconds']:.2f} s (background thread), infer {result['engine_infer_seconds']:.2f} s, "
-              f"decode {result['engine_decode_seconds']:.2f} s; model {result['model_cpu_ms_per_question']:.1f} CPU-ms per question.")  # fmt: skip
+              f"{result['engine_tokenize_seconds']:.2f} s (background thread), "
+              f"infer {result['engine_infer_seconds']:.2f} s, decode {result['engine_decode_seconds']:.2f} s; "
+              f"model {result['model_cpu_ms_per_question']:.1f} CPU-ms per question.")  # fmt: skip
     report(result, table, arguments.json)
     return 0
 

@@ -33,7 +33,8 @@ def compare(model: str | None, budgets: list[Budget], examples: list, threads: i
         scores = evaluate(examples, {example.id: answer for example, answer in zip(examples, answers, strict=True)})
         same = sum(ours == theirs for ours, theirs in zip(answers, reference, strict=True))
         rows[budget.label] = {"exact_match": scores.exact_match, "f1": scores.f1, "padding_fraction": padding,
-                              "identical_to_first": 100.0 * same / len(examples), "answers_differing": len(examples) - same}  # fmt: skip
+                              "identical_to_first": 100.0 * same / len(examples),
+                              "answers_differing": len(examples) - same}  # fmt: skip
     return rows
 
 
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     add_data_arguments(parser, limit=1000)
     parser.add_argument("--model", help="an exported model folder (default: the shipped int8 model)")
     parser.add_argument("--budgets", default="1024,4096,one-window",
-                        help="comma-separated token budgets or one-window; the first is the reference (default: %(default)s)")  # fmt: skip
+                        help="comma-separated token budgets or one-window; the first is the reference "
+                             "(default: %(default)s)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
