@@ -8,8 +8,10 @@ import gzip
 import io
 import json
 import re
+import shutil
 import signal
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,9 @@ from spanqa.engine.jobs.answer_file import (
     answer_file,
     read_output_progress,
 )
-from spanqa.engine.runtime.engine import QAEngine
+from spanqa.engine.jobs.run_settings import check_settings, write_settings
+from spanqa.engine.jobs.targets import SETTINGS_SUFFIX
+from spanqa.engine.runtime.engine import QAEngine, answer_settings
 from spanqa.engine.core.metrics import squad_v2_scores
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.evaluation.scoring import evaluate_files
@@ -69,7 +73,8 @@ def _mixed_lines(valid: int = 14) -> list[bytes]:
         if len(lines) + 1 in BAD_LINES:
             lines.append(BAD_LINES[len(lines) + 1][0])
         else:
-            lines.append(_encode(_record(index, answers={"text": [str(YEARS[index % 8])], "answer_start": [0]},
+            year = str(YEARS[index % 8])
+            lines.append(_encode(_record(index, answers={"text": [year], "answer_start": [_context(index).index(year)]},
                                          meta={"n": index, "tags": ["a", "é"]})))  # fmt: skip
             index += 1
     return lines
@@ -86,6 +91,17 @@ def _write(path: Path, lines: Iterable[bytes]) -> Path:
 
 def _output_records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _settings_file(output: Path) -> Path:
+    return output.with_name(output.name + SETTINGS_SUFFIX)
+
+
+def _resumable(output: Path, data: bytes, engine) -> Path:
+    """An output as `engine`'s run would have left it: the bytes, and the settings file beside them."""
+    output.write_bytes(data)
+    write_settings(_settings_file(output), engine.answer_settings())
+    return output
 
 
 @pytest.fixture(scope="module")
@@ -209,8 +225,7 @@ def _cut_points(full: bytes) -> list[int]:
 def test_resume_after_a_crash_at_any_point_is_byte_identical(engine, mixed_input, tmp_path, uninterrupted):
     full, full_errors = uninterrupted
     for cut in _cut_points(full):
-        output = tmp_path / f"cut{cut}.jsonl"
-        output.write_bytes(full[:cut])
+        output = _resumable(tmp_path / f"cut{cut}.jsonl", full[:cut], engine)
         errors_file = tmp_path / f"cut{cut}.jsonl.errors.jsonl"
         errors_file.write_bytes(full_errors[: (cut * len(full_errors)) // len(full)])  # some entries, maybe torn
 
@@ -225,8 +240,7 @@ def test_resume_after_a_crash_at_any_point_is_byte_identical(engine, mixed_input
 
 
 def test_resume_of_a_finished_run_changes_nothing(engine, mixed_input, tmp_path, uninterrupted):
-    output = tmp_path / "out.jsonl"
-    output.write_bytes(uninterrupted[0])
+    output = _resumable(tmp_path / "out.jsonl", uninterrupted[0], engine)
     result = answer_file(engine, mixed_input, output, AnswerFileOptions(resume=True))
     assert output.read_bytes() == uninterrupted[0] and result.answered == 0 and result.already_answered == 14
 
@@ -263,8 +277,7 @@ def test_read_output_progress_reports_complete_lines_and_the_torn_tail(mixed_inp
 
 
 def test_resume_refuses_an_output_of_another_input(engine, mixed_input, tmp_path, uninterrupted):
-    output = tmp_path / "out.jsonl"
-    output.write_bytes(uninterrupted[0][:-20])
+    output = _resumable(tmp_path / "out.jsonl", uninterrupted[0][:-20], engine)
     errors_file = tmp_path / "out.jsonl.errors.jsonl"
     errors_file.write_bytes(uninterrupted[1])
     other = _write(tmp_path / "other.jsonl", [_encode(_record(0)), _encode({**_record(5), "id": "zz"})])
@@ -274,12 +287,11 @@ def test_resume_refuses_an_output_of_another_input(engine, mixed_input, tmp_path
     assert output.read_bytes() == uninterrupted[0][:-20]  # untouched, torn line included
     assert errors_file.read_bytes() == uninterrupted[1]
     left = sorted(path.name for path in tmp_path.iterdir())
-    assert left == ["in.jsonl", "other.jsonl", "out.jsonl", "out.jsonl.errors.jsonl"]  # no staged errors file
+    assert left == ["in.jsonl", "other.jsonl", "out.jsonl", "out.jsonl.errors.jsonl", "out.jsonl.run.json"]  # none staged
 
 
 def test_resume_refuses_an_output_longer_than_the_input(engine, tmp_path, uninterrupted):
-    output = tmp_path / "out.jsonl"
-    output.write_bytes(uninterrupted[0])
+    output = _resumable(tmp_path / "out.jsonl", uninterrupted[0], engine)
     short = _write(tmp_path / "short.jsonl", MIXED_LINES[:4])
     with pytest.raises(AnswerFileError, match="more answers than .*short.jsonl has valid lines"):
         answer_file(engine, short, output, AnswerFileOptions(resume=True))
@@ -287,17 +299,88 @@ def test_resume_refuses_an_output_longer_than_the_input(engine, tmp_path, uninte
 
 
 def test_resume_refuses_a_file_that_is_not_qa_answer_output(engine, mixed_input, tmp_path):
-    output = _write(tmp_path / "notes.txt", [b"shopping list\n"])
+    output = _resumable(tmp_path / "notes.txt", b"shopping list\n", engine)
     with pytest.raises(AnswerFileError, match=r"notes\.txt:1: not a qa-answer output line"):
         answer_file(engine, mixed_input, output, AnswerFileOptions(resume=True))
     assert output.read_bytes() == b"shopping list\n"
 
 
 def test_cli_mismatched_resume_exits_2_naming_the_line(tiny_model, mixed_input, tmp_path, capsys):
-    output = _write(tmp_path / "out.jsonl", [b'{"id": "elsewhere", "answer": "x"}\n'])
+    output = tmp_path / "out.jsonl"
+    output.write_bytes(b'{"id": "elsewhere", "answer": "x"}\n')
+    write_settings(_settings_file(output), answer_settings(tiny_model, EngineOptions()))  # the CLI's defaults
     code = main([str(mixed_input), "-o", str(output), "--model", str(tiny_model), "--resume"])
     assert code == 2
     assert f"{output}:1: answers id 'elsewhere'" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_settings_naming_each_one_and_accepts_the_same(tiny_model, mixed_input, tmp_path, capsys):
+    output = tmp_path / "out.jsonl"
+    arguments = [str(mixed_input), "-o", str(output), "--model", str(tiny_model), "--quiet"]
+    assert main(arguments) == 0
+    full = output.read_bytes()
+    kept = full[: full.index(b"\n") + 1]
+    output.write_bytes(kept)
+    capsys.readouterr()
+    assert main([*arguments, "--resume", "--batch-tokens", "512", "--n-best", "4"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and error.startswith(f"qa-answer: error: {output}: --resume refused")
+    assert f"max_batch_tokens was {EngineOptions().max_batch_tokens}, now 512" in error
+    assert f"decode.n_best was {EngineOptions().decode.n_best}, now 4" in error
+    assert "decode.return_n_best was false, now true" in error and "lookahead" not in error
+    assert output.read_bytes() == kept  # untouched
+    assert main([*arguments, "--resume"]) == 0  # the same settings
+    assert output.read_bytes() == full
+
+
+def test_resume_refuses_an_output_without_a_settings_file_unless_it_is_empty(engine, mixed_input, tmp_path, uninterrupted):
+    output = tmp_path / "out.jsonl"
+    output.write_bytes(uninterrupted[0][:100])
+    with pytest.raises(AnswerFileError, match=r"out\.jsonl: --resume refused: no out\.jsonl\.run\.json beside it"):
+        answer_file(engine, mixed_input, output, AnswerFileOptions(resume=True))
+    assert output.read_bytes() == uninterrupted[0][:100] and not _settings_file(output).exists()
+    output.write_bytes(b"")  # nothing kept, so nothing to check: the run starts over and records its settings
+    answer_file(engine, mixed_input, output, AnswerFileOptions(resume=True))
+    assert output.read_bytes() == uninterrupted[0]
+    check_settings(output, _settings_file(output), engine.answer_settings())
+
+
+def test_settings_name_the_model_by_its_files_wherever_it_lies(tiny_model, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    options = EngineOptions(lookahead=3)
+    assert answer_settings(copy, options) == answer_settings(tiny_model, options)  # a copy is the same model
+    config = copy / "config.json"
+    config.write_text(config.read_text() + " ")
+    output = tmp_path / "out.jsonl"
+    write_settings(_settings_file(output), answer_settings(tiny_model, options))
+    with pytest.raises(AnswerFileError, match=r'model\.files_sha256 was "[0-9a-f]{16}…", now "[0-9a-f]{16}…"; rerun'):
+        check_settings(output, _settings_file(output), answer_settings(copy, options))
+
+
+class _ThreadNotingInput(io.RawIOBase):
+    """An input stream that notes which threads read it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._lines = io.BytesIO(data)
+        self.threads: set[int] = set()
+
+    def readline(self, size: int = -1) -> bytes:
+        self.threads.add(threading.get_ident())
+        return self._lines.readline(size)
+
+
+def test_the_input_is_read_and_bad_lines_reported_in_the_callers_thread(engine, tmp_path, monkeypatch, uninterrupted):
+    watched = _ThreadNotingInput(b"".join(MIXED_LINES))
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": watched})())
+    reported: list[tuple[int, str]] = []
+    output = tmp_path / "out.jsonl"
+    options = AnswerFileOptions(errors="-")
+    answer_file(engine, "-", output, options, on_skipped=lambda message: reported.append((threading.get_ident(), message)))
+    assert output.read_bytes() == uninterrupted[0]
+    assert watched.threads == {threading.get_ident()}
+    assert len(reported) == len(BAD_LINES) and {thread for thread, _ in reported} == {threading.get_ident()}
+    assert reported[0][1].startswith("skipped <stdin>:3: invalid JSON")  # the program adds its own name
 
 
 @dataclass
@@ -312,18 +395,24 @@ class GroupSensitiveEngine:
     def __init__(self, lookahead: int) -> None:
         self.options = _GroupOptions(lookahead)
 
-    def answer_many(self, records: Iterable) -> Iterator:
+    def answer_settings(self) -> dict:
+        return {"engine": "group-sensitive", "lookahead": self.options.lookahead}
+
+    def answer_pairs(self, items: Iterable) -> Iterator:
         from spanqa.engine.runtime.results import Answer
 
         group: list = []
-        for record in [*records, None]:
-            if record is not None:
-                group.append(record)
-            if group and (record is None or len(group) == self.options.lookahead):
-                first = float(group[0].id[1:])  # the group's first record: which records share a group shows
-                for example in group:
-                    yield Answer(example.id, example.context[:5], first, 0, 5)
+        for item in [*items, None]:
+            if item is not None:
+                group.append(item)
+            if group and (item is None or len(group) == self.options.lookahead):
+                first = float(group[0][1].id[1:])  # the group's first record: which records share a group shows
+                for payload, example in group:
+                    yield payload, Answer(example.id, example.context[:5], first, 0, 5)
                 group = []
+
+    def answer_many(self, records: Iterable) -> Iterator:
+        return (answer for _, answer in self.answer_pairs((None, record) for record in records))
 
 
 def test_group_boundaries_are_what_makes_resume_byte_identical(mixed_input, tmp_path):
@@ -334,7 +423,7 @@ def test_group_boundaries_are_what_makes_resume_byte_identical(mixed_input, tmp_
     lines = full.splitlines(keepends=True)
     for kept in range(len(lines) + 1):
         output = tmp_path / f"kept{kept}.jsonl"
-        output.write_bytes(b"".join(lines[:kept]) + b'{"id": "torn')
+        _resumable(output, b"".join(lines[:kept]) + b'{"id": "torn', engine)
         answer_file(engine, mixed_input, output, AnswerFileOptions(resume=True, errors=tmp_path / "e.jsonl"))
         assert output.read_bytes() == full, f"resumed after {kept} lines"
     # The check has teeth: a restart right after the last written line (not at a boundary) batches differently.

@@ -102,22 +102,51 @@ def _prefetch_threads() -> list[threading.Thread]:
 
 
 def test_prefetcher_keeps_order_and_ends():
-    with Prefetcher(iter(range(100)), depth=3) as items:
-        assert list(items) == list(range(100))
+    with Prefetcher(lambda item: item * 2, range(100), depth=3) as results:
+        assert list(results) == [item * 2 for item in range(100)]
     assert not _prefetch_threads()
 
 
-def test_prefetcher_reraises_the_source_error_after_the_items_before_it():
+def test_prefetcher_reads_items_in_the_callers_thread_and_computes_in_its_own():
+    read_in, computed_in = set(), set()
+
+    def items():
+        for item in range(20):
+            read_in.add(threading.get_ident())
+            yield item
+
+    def compute(item):
+        computed_in.add(threading.current_thread().name)
+        return item
+
+    with Prefetcher(compute, items(), depth=2) as results:
+        assert list(results) == list(range(20))
+    assert read_in == {threading.get_ident()}
+    assert computed_in == {"spanqa-prefetch"}
+
+
+def test_prefetcher_reraises_errors_after_the_results_before_them():
     def source():
         yield 1
         yield 2
         raise KeyError("broken source")
 
     received = []
-    with pytest.raises(KeyError, match="broken source"), Prefetcher(source(), depth=2) as items:
-        for item in items:
+    with pytest.raises(KeyError, match="broken source"), Prefetcher(lambda item: item, source(), depth=2) as results:
+        for item in results:
             received.append(item)
     assert received == [1, 2]
+
+    def fails_on_three(item):
+        if item == 3:
+            raise ValueError("three")
+        return item
+
+    received = []
+    with pytest.raises(ValueError, match="three"), Prefetcher(fails_on_three, range(10), depth=2) as results:
+        for item in results:
+            received.append(item)
+    assert received == [0, 1, 2]
 
 
 def test_prefetcher_reads_a_bounded_distance_ahead_and_stops_on_close():
@@ -132,21 +161,29 @@ def test_prefetcher_reads_a_bounded_distance_ahead_and_stops_on_close():
         finally:
             finalized.set()
 
-    items = Prefetcher(endless(), depth=2)
-    assert next(items) == 0
+    results = Prefetcher(lambda item: item, endless(), depth=2)
+    assert next(results) == 0
     time.sleep(0.3)  # give the worker every chance to run ahead
-    # One consumed, two queued, one held by the blocked worker, one being produced: never more.
-    assert len(produced) <= 5
-    items.close()
-    assert not items.alive
-    assert finalized.is_set(), "the source generator was not closed in the worker thread"
+    assert len(produced) == 3  # the one consumed and the two computed meanwhile: the worker never reads
+    assert next(results) == 1 and len(produced) == 4
+    results.close()
+    assert not results.alive
+    assert finalized.is_set(), "the source generator was not closed by close()"
     assert not _prefetch_threads()
 
 
-def test_prefetcher_close_unblocks_a_worker_waiting_on_a_full_queue():
-    items = Prefetcher(itertools.count(), depth=1)
-    time.sleep(0.1)
+def test_prefetcher_close_skips_the_queued_items_and_waits_only_for_the_one_in_hand():
+    computed = []
+
+    def slow(item):
+        computed.append(item)
+        time.sleep(0.2)
+        return item
+
+    results = Prefetcher(slow, itertools.count(), depth=5)
+    assert next(results) == 0
     started = time.perf_counter()
-    items.close()
-    assert not items.alive
+    results.close()
+    assert not results.alive
     assert time.perf_counter() - started < 2
+    assert len(computed) < 6  # the worker stopped with items still queued

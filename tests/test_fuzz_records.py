@@ -220,9 +220,12 @@ class FirstCharacterEngine:
     options = SimpleNamespace(lookahead=5)
     stats = None
 
-    def answer_many(self, examples):
-        for example in examples:
-            yield SimpleNamespace(
+    def answer_settings(self):
+        return {"engine": "first character"}
+
+    def answer_pairs(self, items):
+        for payload, example in items:
+            yield payload, SimpleNamespace(
                 id=example.id,
                 answer=example.context[:1],
                 to_dict=lambda example=example: {"id": example.id, "answer": example.context[:1], "start": 0, "end": 1},

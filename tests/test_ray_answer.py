@@ -103,9 +103,9 @@ def test_resume_plan_keeps_written_groups_and_redoes_the_cut_one(tmp_path):
     source = _write(tmp_path / "a.jsonl", [_line(index) for index in range(20)])
     output = _write(tmp_path / "out.jsonl", [b'{"id": "q%03d", "answer": ""}\n' % index for index in range(11)] + [b'{"id": "q0'])
     plan = plan_groups([source], LOOKAHEAD, ship=True, on_error=lambda *_: None, existing_output=output)
-    assert plan.existing.complete_lines == 11 and plan.existing.torn_bytes == len(b'{"id": "q0')
+    assert plan.existing.progress.complete_lines == 11 and plan.existing.progress.torn_bytes == len(b'{"id": "q0')
     assert [(task.index, task.written) for task in plan.groups] == [(1, 3), (2, 0)]
-    assert len(plan.existing.kept_lines) == 3
+    assert [record.id for record, _ in plan.existing.replay] == ["q008", "q009", "q010"]  # the group the crash cut
     output.write_bytes(b'{"id": "q000", "answer": ""}\n{"id": "q005", "answer": ""}\n')
     with pytest.raises(AnswerFileError, match=r"out\.jsonl:2: answers id 'q005', but the next valid input line"):
         plan_groups([source], LOOKAHEAD, ship=True, on_error=lambda *_: None, existing_output=output)
@@ -135,17 +135,6 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """The actors get one CPU each, hence one torch thread: the single-process references use one too."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_shards_on_ray_match_one_process_over_their_lines(ray_cluster, one_torch_thread, tiny_model, tmp_path):
@@ -180,6 +169,8 @@ def test_cli_ray_resume_with_shared_input_finishes_a_torn_output(ray_cluster, on
 
     output = tmp_path / "out.jsonl"
     output.write_bytes(full[: full.index(b"\n", len(full) // 3) + 20])  # a crash mid-line, a third of the way in
+    # The local run's settings file: a Ray resume accepts it only if both paths record the same settings.
+    (tmp_path / "out.jsonl.run.json").write_bytes((tmp_path / "one.jsonl.run.json").read_bytes())
     arguments = [str(source), "-o", str(output), "--model", str(tiny_model), "--ray", "--ray-shared-input", "--resume"]
     assert main(arguments) == 0
     assert output.read_bytes() == full
@@ -239,16 +230,22 @@ def _dying_answerer(marker: Path, always: bool):
     return DyingAnswerer
 
 
+def _reference_run(tiny_model, folder: Path) -> tuple[Path, EngineOptions]:
+    """The input of the dying-actor tests, answered once in this process (as one.jsonl), and the options used."""
+    first, second = _shards()
+    source = _write(folder / "in.jsonl", first + second)
+    options = EngineOptions(lookahead=LOOKAHEAD, prefetch=1)
+    answer_file(QAEngine(tiny_model, options=options), source, folder / "one.jsonl")
+    return source, options
+
+
 @pytest.mark.slow
 def test_an_actor_killed_mid_group_is_replaced_and_the_output_is_unchanged(
     ray_cluster, one_torch_thread, tiny_model, tmp_path, monkeypatch
 ):
-    from spanqa.engine import ray_answer
+    from spanqa.engine.jobs.ray import run as ray_answer
 
-    first, second = _shards()
-    source = _write(tmp_path / "in.jsonl", first + second)
-    options = EngineOptions(lookahead=LOOKAHEAD, prefetch=1)
-    answer_file(QAEngine(tiny_model, options=options), source, tmp_path / "one.jsonl")
+    source, options = _reference_run(tiny_model, tmp_path)
     marker = tmp_path / "died"
     monkeypatch.setattr(ray_answer, "GroupAnswerer", _dying_answerer(marker, always=False))
     ray_answer.ray_answer_file(tiny_model, source, tmp_path / "ray.jsonl", options, ray_answer.RayOptions(actors=2))
@@ -260,12 +257,9 @@ def test_an_actor_killed_mid_group_is_replaced_and_the_output_is_unchanged(
 def test_a_group_that_keeps_killing_actors_stops_the_run_with_the_lines_before_kept(
     ray_cluster, one_torch_thread, tiny_model, tmp_path, monkeypatch
 ):
-    from spanqa.engine import ray_answer
+    from spanqa.engine.jobs.ray import run as ray_answer
 
-    first, second = _shards()
-    source = _write(tmp_path / "in.jsonl", first + second)
-    options = EngineOptions(lookahead=LOOKAHEAD, prefetch=1)
-    answer_file(QAEngine(tiny_model, options=options), source, tmp_path / "one.jsonl")
+    source, options = _reference_run(tiny_model, tmp_path)
     monkeypatch.setattr(ray_answer, "GroupAnswerer", _dying_answerer(tmp_path / "died", always=True))
     output = tmp_path / "ray.jsonl"
     with pytest.raises(ray_answer.RayRunError, match=r"failed before group [0-2] was written .* rerun with --resume"):

@@ -15,14 +15,10 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from spanqa.engine.jobs.answer_file import (
-    ERRORS_SUFFIX,
-    AnswerFileError,
-    AnswerFileOptions,
-    OutputWriteError,
-    answer_file,
-    check_targets,
-)
+from spanqa.engine.jobs.answer_file import answer_file
+from spanqa.engine.jobs.failures import AnswerFileError, OutputWriteError
+from spanqa.engine.jobs.options import AnswerFileOptions
+from spanqa.engine.jobs.targets import ERRORS_SUFFIX, SETTINGS_SUFFIX, check_targets
 from spanqa.engine.cli.common import parse_arguments, print_error
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.runtime.options import DEVICES, EngineOptions, SessionOptions
@@ -69,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument(
         "--resume", action="store_true",
         help="finish an interrupted run: keep OUTPUT's complete lines (checked against INPUT), drop a torn last "
-        "line, answer the rest; the result is the file an uninterrupted run writes, given the same model and options",
+        "line, answer the rest; the result is the file an uninterrupted run writes. Refused when the model or an "
+        f"option that decides the answers differs from the run that wrote OUTPUT (OUTPUT{SETTINGS_SUFFIX} records "
+        "them)",
     )  # fmt: skip
     files.add_argument("--overwrite", action="store_true", help="replace a non-empty OUTPUT and its errors file")
     files.add_argument(
@@ -200,8 +198,13 @@ def _answer_file(arguments: argparse.Namespace, options: EngineOptions) -> int:
     if arguments.ray is not None:
         return _answer_file_on_ray(arguments, options, file_options)
     engine = _load_engine(arguments.model, options)
-    result = answer_file(engine, arguments.input, arguments.output, file_options)
+    result = answer_file(engine, arguments.input, arguments.output, file_options, on_skipped=_print_skipped)
     return _report(result, arguments.quiet)
+
+
+def _print_skipped(message: str) -> None:
+    """A bad line, when the errors go to stderr: the library words it, the program names itself."""
+    print(f"{PROGRAM}: {message}", file=sys.stderr)
 
 
 def _report(result, quiet: bool) -> int:
@@ -209,7 +212,7 @@ def _report(result, quiet: bool) -> int:
     if result.replay_mismatches:
         print(
             f"{PROGRAM}: warning: {result.replay_mismatches} answers re-computed on resume differ from those the "
-            "earlier run wrote (another model, options or thread count?); the lines already written were kept",
+            "earlier run wrote (another thread count or machine?); the lines already written were kept",
             file=sys.stderr,
         )
     if not quiet:
@@ -235,7 +238,9 @@ def _answer_file_on_ray(
         shared_input=arguments.ray_shared_input,
     )
     try:
-        result = ray_answer_file(arguments.model, arguments.input, arguments.output, options, ray_options, file_options)
+        result = ray_answer_file(
+            arguments.model, arguments.input, arguments.output, options, ray_options, file_options, _print_skipped
+        )
     except (ModelFolderError, DeviceError) as error:
         raise ModelLoadError(str(error)) from None
     except RayRunError as error:

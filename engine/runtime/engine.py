@@ -3,13 +3,14 @@ tokenizes ahead in a background thread while the model runs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from spanqa.engine.runtime.backends.loading import load_model, pad_token_id
 from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.decoder import decode_predictions
-from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model
+from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model, read_manifest
 from spanqa.engine.core.records import to_example
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.runtime.prefetch import Prefetcher
@@ -27,6 +28,7 @@ from spanqa.engine.runtime.results import Answer, EngineStats
 DEFAULT_MODEL_NAME = "minilm-l6-squad-int8"
 
 Record = QAExample | Mapping[str, Any] | tuple[str, str]
+Payload = TypeVar("Payload")
 
 
 def default_model_dir() -> Path:
@@ -38,6 +40,38 @@ def default_model_dir() -> Path:
             "(a qa-export output or a transformers question-answering checkpoint)"
         )
     return folder
+
+
+def answer_settings(model_dir: str | os.PathLike, options: EngineOptions) -> dict[str, Any]:
+    """Everything that decides the answers of an engine on `model_dir` with `options`, as JSON values: the model's
+    files (by content, so a copy elsewhere is the same model), the backend, device and dtype asked for, the window,
+    decoding and batching options. Thread counts are left out: the file jobs and Ray's actors choose them apart."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ModelFolderError(f"{folder}: no such model folder")
+    precision = read_manifest(folder).precision if is_exported_model(folder) else None
+    return {
+        "model": {"files_sha256": model_files_digest(folder), "precision": precision},
+        "backend": options.backend,
+        "device": options.device,
+        "torch_dtype": options.torch_dtype,
+        "window": None if options.window is None else asdict(options.window),  # None: the model's own
+        "decode": asdict(options.decode),
+        "max_batch_tokens": options.max_batch_tokens,
+        "max_batch_windows": options.max_batch_windows,
+        "lookahead": options.lookahead,
+    }
+
+
+def model_files_digest(folder: Path) -> str:
+    """sha256 over the names, sizes and bytes of the folder's files, in name order (hidden files left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            digest.update(f"{path.name}\0{path.stat().st_size}\0".encode())
+            with open(path, "rb") as handle:
+                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
 
 class QAEngine:
@@ -92,14 +126,31 @@ class QAEngine:
         tensor, i.e. per batch (padding included), so its answers can change with their batch mates, which the
         group rule keeps reproducible (max_batch_windows=1 makes each answer depend on its own question only).
 
-        While one group is in the model, the next `options.prefetch` groups are tokenized in a background thread.
-        An error in a record or in the iterable is raised here after the answers to every record before it;
-        abandoning the iterator (break, close(), garbage collection) stops the thread.
+        The records are read, and checked, in the caller's thread, one group at a time; while one group is in the
+        model, the next `options.prefetch` groups are tokenized in a background thread. An error in a record or in
+        the iterable is raised here after the answers to every record before it; abandoning the iterator (break,
+        close(), garbage collection) stops the thread.
         """
-        groups = iter_groups(records, self.options.lookahead, to_example)
-        with Prefetcher(map(self._prepare, groups), self.options.prefetch) as prepared:
-            for group in prepared:
-                yield from self._finish(group)
+        for _, answer in self.answer_pairs((None, record) for record in records):
+            yield answer
+
+    def answer_pairs(self, items: Iterable[tuple[Payload, Record]]) -> Iterator[tuple[Payload, Answer]]:
+        """`answer_many` for records that carry something along: each `(payload, record)` item comes back as
+        `(payload, answer)`, in input order, batched by the same rule. The payload is never looked at; it travels
+        with its record's group through the pipeline, so a caller needs no bookkeeping of its own to pair them."""
+        groups = iter_groups(items, self.options.lookahead, _with_example)
+        handed = (([payload for payload, _ in group], [example for _, example in group]) for group in groups)
+        with Prefetcher(self._prepare_with, handed, self.options.prefetch) as prepared:
+            for payloads, group in prepared:
+                yield from zip(payloads, self._finish(group), strict=True)
+
+    def answer_settings(self) -> dict[str, Any]:
+        """What decides this engine's answers (see `answer_settings`); `qa-answer --resume` compares it."""
+        return answer_settings(self.model_dir, self.options)
+
+    def _prepare_with(self, group: tuple[list[Payload], list[QAExample]]) -> tuple[list[Payload], PreparedGroup]:
+        payloads, examples = group
+        return payloads, self._prepare(examples)
 
     def _prepare(self, examples: list[QAExample]) -> PreparedGroup:
         with self._tokenizer_lock:
@@ -141,3 +192,8 @@ class QAEngine:
         stats.infer_seconds += inferred - started
         stats.decode_seconds += finished - inferred
         return answers
+
+
+def _with_example(item: tuple[Payload, Record], index: int) -> tuple[Payload, QAExample]:
+    payload, record = item
+    return payload, to_example(record, index)

@@ -1,8 +1,10 @@
-"""Run an iterator in a background thread a bounded number of items ahead of its consumer.
+"""Compute the next items in a background thread while the consumer works on the current one.
 
-The engine tokenizes the next groups here while the current one is in the model. That overlap is real parallelism
-only because the heavy parts release the GIL: the Rust tokenizer's batch encoding, onnxruntime's `run`, torch
-kernels and the Numba decoder (`nogil=True`).
+The engine tokenizes the next groups here while the current one is in the model. The items themselves are read in
+the consumer's thread: whatever reading them involves (parsing and validating input lines, writing the errors file)
+happens where the caller can see it, and the worker only runs the function. The overlap is real parallelism only
+because the heavy parts release the GIL: the Rust tokenizer's batch encoding, onnxruntime's `run`, torch kernels and
+the Numba decoder (`nogil=True`).
 """
 
 from __future__ import annotations
@@ -10,93 +12,116 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+Result = TypeVar("Result")
 
-_ITEM, _END, _ERROR = "item", "end", "error"
-# A worker waiting to hand over an item re-checks the stop flag this often; only a full queue waits at all.
-_STOP_POLL_SECONDS = 0.05
+_RESULT, _ERROR = "result", "error"
+_STOP = object()  # tells the worker to return
 
 
-class Prefetcher(Generic[Item]):
-    """Iterate `source` in a daemon thread, at most `depth` items ahead; use as a context manager or call close().
+class Prefetcher(Generic[Item, Result]):
+    """`function(item)` for each item of `items`, in order, computed in a daemon thread `depth` items ahead.
 
-    - An exception raised by `source` is re-raised in the consumer, after the items produced before it.
-    - close() (also on leaving the `with` block, e.g. when the consumer breaks out of its loop) tells the worker to
-      stop, which it does at its next item, and waits up to `join_seconds` for it. Only a source that blocks
-      longer than that inside one `next()` call (a pipe with no writer, say) outlives close(); the thread is a
-      daemon, so it still cannot keep the process alive, and it stops as soon as that read returns.
-    - Memory is bounded: at most `depth` items wait in the queue, plus the one the worker is building.
+    Use as a context manager or call close().
+    - `items` is read in the consumer's thread, inside `next()`: before waiting for an item's result, the consumer
+      hands over items until `depth + 1` are in the worker's hands, so `depth` results are being computed while
+      the consumer works on the one it got. Memory is bounded by those `depth + 1` items and their results.
+    - An exception raised by `function` is re-raised by `next()` for that item, after the results before it; one
+      raised while reading `items` is re-raised after the results of every item read before it.
+    - close() (also on leaving the `with` block, e.g. when the consumer breaks out of its loop) closes `items` (a
+      generator's cleanup runs then, in this thread), tells the worker to stop after the item it is computing, and
+      waits up to `join_seconds` for it.
     """
 
-    def __init__(self, source: Iterable[Item], depth: int, name: str = "spanqa-prefetch", join_seconds: float = 30.0):
+    def __init__(
+        self,
+        function: Callable[[Item], Result],
+        items: Iterable[Item],
+        depth: int,
+        name: str = "spanqa-prefetch",
+        join_seconds: float = 30.0,
+    ):
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._finished = False
+        self._items = iter(items)
+        self._depth = depth
         self._join_seconds = join_seconds
-        self._thread = threading.Thread(target=self._work, args=(iter(source),), name=name, daemon=True)
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._in_flight = 0  # items handed to the worker whose results the consumer has not taken yet
+        self._read_all = False
+        self._read_error: Exception | None = None
+        self._closed = False
+        self._stop = threading.Event()  # set by close(): the worker skips the items still queued
+        self._thread = threading.Thread(target=self._work, args=(function,), name=name, daemon=True)
         self._thread.start()
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[Result]:
         return self
 
-    def __next__(self) -> Item:
-        if self._finished:
+    def __next__(self) -> Result:
+        if self._closed:
             raise StopIteration
-        kind, value = self._queue.get()
-        if kind == _ITEM:
-            return value
-        self._finished = True
-        self._thread.join()
+        self._hand_over()
+        if not self._in_flight:
+            error, self._read_error = self._read_error, None
+            self.close()
+            if error is not None:
+                raise error
+            raise StopIteration
+        kind, value = self._results.get()
+        self._in_flight -= 1
         if kind == _ERROR:
+            self.close()
             raise value
-        raise StopIteration
+        return value
 
     def close(self) -> None:
-        self._finished = True
+        if self._closed:
+            return
+        self._closed = True
+        close_items = getattr(self._items, "close", None)
+        if close_items is not None:
+            close_items()
         self._stop.set()
+        self._tasks.put(_STOP)
         self._thread.join(self._join_seconds)
         if self._thread.is_alive():
-            logger.warning(
-                "the input iterator has been blocked for over %.0f s; its reader thread will stop when it returns",
-                self._join_seconds,
-            )
+            logger.warning("the prefetch worker is still computing after %.0f s; it stops when that returns",
+                           self._join_seconds)  # fmt: skip
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def __enter__(self) -> Prefetcher[Item]:
+    def __enter__(self) -> Prefetcher[Item, Result]:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def _work(self, iterator: Iterator[Item]) -> None:
-        try:
-            for item in iterator:
-                if not self._hand_over((_ITEM, item)):
-                    return
-            self._hand_over((_END, None))
-        except BaseException as error:  # noqa: BLE001 - every failure must reach the consumer, not die with the thread
-            self._hand_over((_ERROR, error))
-        finally:
-            # Run the source's own cleanup (a generator's finally blocks) here, in the thread that iterated it.
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    def _hand_over(self, message: tuple[str, object]) -> bool:
-        while not self._stop.is_set():
+    def _hand_over(self) -> None:
+        while not self._read_all and self._in_flight <= self._depth:
             try:
-                self._queue.put(message, timeout=_STOP_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+                item = next(self._items)
+            except StopIteration:
+                self._read_all = True
+            except Exception as error:  # noqa: BLE001 - raised to the consumer after the results before it
+                self._read_all = True
+                self._read_error = error
+            else:
+                self._tasks.put(item)
+                self._in_flight += 1
+
+    def _work(self, function: Callable[[Item], Result]) -> None:
+        while (item := self._tasks.get()) is not _STOP and not self._stop.is_set():
+            try:
+                message = (_RESULT, function(item))
+            except BaseException as error:  # noqa: BLE001 - every failure must reach the consumer, not die here
+                message = (_ERROR, error)
+            self._results.put(message)

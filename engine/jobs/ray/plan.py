@@ -8,36 +8,34 @@ every answer is computed from the same batches as in `qa-answer` on one machine,
 it, whatever the number of actors and the order in which they finish.
 
 The input is one JSONL file or several shards, read as their concatenation (the shards' lines, in order): the same
-reader as `qa-answer` (`jsonl_records.read_records`) validates every line, so bad lines are reported with the same
-reasons and skipped; duplicate ids are refused across all shards. Each group is handed over as `Piece`s: runs of
+feed as `qa-answer` (`spanqa.engine.jobs.input.RecordFeed`) validates every line, so bad lines are reported with the
+same reasons and skipped; duplicate ids are refused across all shards. Each group is handed over as `Piece`s: runs of
 adjacent valid lines of one shard, either carried as bytes (`ship=True`: the driver's object store delivers them, any
 input works, stdin and .gz included) or as a byte range that the actor reads itself (`ship=False`: plain files on a
 filesystem every Ray node mounts; only offsets travel, so the driver never holds the contexts). A range carries a
 digest of its bytes, so an input changed between planning and answering is an error, not wrong answers.
 
-Resume: the complete lines of an existing output are checked against the valid records, in order, while planning;
-groups already written are left out, and the group a crash cut is answered again whole (so its batches match), its
-lines already written are kept.
+Resume: the complete lines of an existing output are checked against the valid records, in order, while planning,
+by the same check as `qa-answer` (`spanqa.engine.jobs.resume`); groups already written are left out, and the group a
+crash cut is answered again whole (so its batches match), its lines already written are kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from spanqa.engine.jobs.answer_file import AnswerFileError, StrictModeStop, error_reason, open_input
-from spanqa.engine.core.records import MAX_LINE_BYTES, InputRecord, LineError, read_records
+from spanqa.engine.core.records import InputRecord, LineError
+from spanqa.engine.jobs.failures import AnswerFileError, error_reason
+from spanqa.engine.jobs.input import RecordFeed, open_input
+from spanqa.engine.jobs.resume import ExistingOutput, ExistingOutputCheck
+from spanqa.engine.jobs.targets import STDIO, display_name
 
-STDIO = "-"
 _DIGEST_BYTES = 16
-# qa-answer's own bound for an output line: the longest input line plus a margin for n-best lists.
-_MAX_OUTPUT_LINE_BYTES = MAX_LINE_BYTES + 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,16 +61,6 @@ class GroupTask:
     written: int = 0  # leading records whose lines an earlier run wrote (resume); they are answered, not written
 
 
-@dataclass(frozen=True)
-class ExistingOutput:
-    """What a resume keeps of an output file."""
-
-    complete_lines: int
-    complete_bytes: int
-    torn_bytes: int
-    kept_lines: tuple[bytes, ...]  # the lines already written for the group the crash cut (to count mismatches)
-
-
 @dataclass
 class Plan:
     groups: list[GroupTask] = field(default_factory=list)  # only those with lines left to write
@@ -96,7 +84,7 @@ def plan_groups(
     resumed; its ids must be the input's valid ids, in order (else `AnswerFileError`, naming the output line)."""
     if lookahead < 1:
         raise ValueError(f"lookahead must be >= 1, got {lookahead}")
-    names = [_display_name(path) for path in inputs]
+    names = [display_name(path) for path in inputs]
     if not ship:
         for path, name in zip(inputs, names, strict=True):
             if str(path) == STDIO or name.endswith(".gz"):
@@ -106,51 +94,28 @@ def plan_groups(
                 )
     plan = Plan()
     builder = _GroupBuilder(lookahead, ship)
-    checker = _ExistingChecker(Path(existing_output)) if existing_output is not None else None
-    # The reader refuses repeated ids within one input; across shards, this map does (the output is one file).
-    first_seen: dict[str, tuple[int, int]] | None = {} if len(inputs) > 1 else None
-    for source, (path, name) in enumerate(zip(inputs, names, strict=True)):
-        with open_input(None if str(path) == STDIO else Path(path)) as stream:
-            tracked = _TrackedStream(stream)
-            results = read_records(tracked)
-            while True:
-                try:
-                    result = next(results, None)
-                except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-                    reason = error_reason(error)
-                    plan.stop_error = AnswerFileError(f"{name}: cannot be read after line {tracked.lines} ({reason})")
-                    break
-                if result is None:
-                    break
-                if first_seen is not None and isinstance(result, InputRecord):
-                    first = first_seen.setdefault(result.id, (source, result.line))
-                    if first[0] != source:
-                        where = f"{names[first[0]]}:{first[1]}"
-                        result = LineError(result.line, f"duplicate id {result.id!r} (first at {where})", result.id)
-                if isinstance(result, LineError):
-                    if strict:
-                        plan.stop_error = StrictModeStop(f"{result.describe(name)} (--strict stops at a bad line)")
-                        break
-                    plan.errors += 1
-                    on_error(result, source)
-                    continue
-                tracked.check_last_line_is(result)
-                if checker is not None:
-                    checker.match(result, name)
-                builder.add(source, result.line, tracked.last_start, tracked.last_line)
-                plan.records += 1
-            if plan.stop_error is not None:
+    feed = RecordFeed(names, on_error, strict)
+    check = ExistingOutputCheck(Path(existing_output), lookahead) if existing_output is not None else None
+    whole_input = names[0] if len(names) == 1 else "the input"
+    try:
+        for source, path in enumerate(inputs):
+            with open_input(None if str(path) == STDIO else Path(path)) as stream:
+                tracked = _TrackedStream(stream)
+                for record in feed.records(tracked, source):
+                    tracked.check_last_line_is(record)
+                    if check is not None and check.match(record, names[source]) is None:
+                        plan.existing, check = check.finish(whole_input, None), None  # the rest is new
+                    builder.add(source, record.line, tracked.last_start, tracked.last_line)
+            if feed.stop_error is not None:
                 break
-    if checker is not None:
-        # After a stop (strict mode, a read error) the input's rest is unknown, so extra lines are no evidence.
-        plan.existing = checker.finish(expect_end=plan.stop_error is None)
-    written = plan.existing.complete_lines if plan.existing else 0
+        if check is not None:
+            plan.existing = check.finish(whole_input, feed.stop_error)
+    finally:
+        if check is not None:
+            check.close()
+    plan.records, plan.errors, plan.stop_error = feed.record_count, feed.error_count, feed.stop_error
+    written = plan.existing.progress.complete_lines if plan.existing else 0
     plan.groups = builder.finish(written)
-    if plan.existing is not None and plan.groups and plan.groups[0].written:
-        kept = plan.existing.kept_lines[-plan.groups[0].written :]
-        plan.existing = ExistingOutput(
-            plan.existing.complete_lines, plan.existing.complete_bytes, plan.existing.torn_bytes, tuple(kept)
-        )
     return plan
 
 
@@ -270,76 +235,3 @@ class _TrackedStream:
         # The reader yields a record right after reading its line; if that ever changes, stop rather than misfile.
         if record.line != self.lines:
             raise RuntimeError(f"planner out of step with the reader: line {record.line} vs {self.lines}")
-
-
-class _ExistingChecker:
-    """Streams an existing output's complete lines and matches their ids to the valid records as they are planned."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        try:
-            self._handle = open(path, "rb")
-        except OSError as error:
-            raise AnswerFileError(f"{path}: cannot be read ({error_reason(error)})") from None
-        self._lines = 0
-        self._bytes = 0
-        self._torn = 0
-        self._done = False
-        self._recent: list[bytes] = []
-
-    def match(self, record: InputRecord, source_name: str) -> None:
-        written = self._next()
-        if written is None:
-            return
-        written_id, raw = written
-        where = f"{self._path}:{self._lines + 1}"
-        if written_id != record.id:
-            raise AnswerFileError(
-                f"{where}: answers id {written_id!r}, but the next valid input line ({source_name}:{record.line}) has "
-                f"id {record.id!r}: the output belongs to another input (pass --overwrite to start over, or write "
-                "elsewhere)"
-            )
-        self._lines += 1
-        self._bytes += len(raw)
-        self._recent.append(raw)
-        if len(self._recent) > _MAX_KEPT:
-            del self._recent[: len(self._recent) - _MAX_KEPT]
-
-    def finish(self, expect_end: bool) -> ExistingOutput:
-        extra = self._next() if expect_end else None
-        self._handle.close()
-        if extra is not None:
-            raise AnswerFileError(
-                f"{self._path}:{self._lines + 1}: the output has more answers than the input has valid lines; it "
-                "belongs to another input (pass --overwrite to start over, or write elsewhere)"
-            )
-        return ExistingOutput(self._lines, self._bytes, self._torn, tuple(self._recent))
-
-    def _next(self) -> tuple[str, bytes] | None:
-        if self._done:
-            return None
-        raw = self._handle.readline(_MAX_OUTPUT_LINE_BYTES + 1)
-        if not raw.endswith(b"\n"):
-            if len(raw) > _MAX_OUTPUT_LINE_BYTES:
-                raise AnswerFileError(f"{self._path}:{self._lines + 1}: not a qa-answer output line (too long)")
-            self._torn = len(raw)  # the last line, cut short by a crash (or nothing at the end)
-            self._done = True
-            return None
-        try:
-            written = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise AnswerFileError(f"{self._path}:{self._lines + 1}: not a qa-answer output line ({error})") from None
-        if not isinstance(written, dict) or not isinstance(written.get("id"), str):
-            raise AnswerFileError(f'{self._path}:{self._lines + 1}: not a qa-answer output line (no string "id")')
-        return written["id"], raw
-
-
-# Lines kept from the end of an existing output: enough for any group the crash cut (groups are rarely this large;
-# a larger one only loses the mismatch count, never an answer).
-_MAX_KEPT = 4096
-
-
-def _display_name(path: str | os.PathLike) -> str:
-    return "<stdin>" if str(path) == STDIO else str(path)
-
-
