@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 from spanqa.engine.cli.common import parse_arguments, print_error, require_extra
 
-from .options import MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
+from .options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 
 PROGRAM = "qa-export"
 EXIT_PARITY_FAILED = 1
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fp32; int8 (CPU: dynamic quantization, u8 activations, s8 per-channel weights); "
         "fp16 (GPU; its parity gate needs onnxruntime-gpu) (default: %(default)s)",
     )  # fmt: skip
-    parser.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default: Optimum's choice)")
+    parser.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default: {DEFAULT_OPSET})")
     parser.add_argument(
         "--validation", metavar="DATA",
         help="SQuAD JSON/JSONL with answers for the parity gate (default: the built-in sample questions)",

@@ -22,12 +22,11 @@ from pathlib import Path
 import onnx
 import torch
 
-from .options import ExportError
+from .options import DEFAULT_OPSET, ExportError
 
 logger = logging.getLogger(__name__)
 
 EXPORTER = "torch.onnx-torchscript"  # recorded in the manifest's `exporter` field
-DEFAULT_OPSET = 18  # what Optimum chose for these encoders, so graphs match the ones exported before
 MODEL_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")  # in this order, those the model accepts
 OUTPUT_NAMES = ("start_logits", "end_logits")

@@ -12,6 +12,7 @@ PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
 # torch 2.13's exporter writes, and onnxruntime 1.32 loads it.
 MIN_OPSET = 14
 MAX_OPSET = 23
+DEFAULT_OPSET = 18  # what Optimum chose for these encoders, so graphs match the ones exported before
 
 
 class ExportError(ValueError):
@@ -32,7 +33,7 @@ class ExportOptions:
     checkpoint: str  # a transformers question-answering checkpoint: local folder or Hub name
     output: str  # the folder to create (refused if it exists, unless overwrite)
     precision: Precision = "fp32"
-    opset: int | None = None  # None: Optimum's default for the architecture
+    opset: int | None = None  # None: DEFAULT_OPSET
     # SQuAD JSON/JSONL (anything spanqa.engine.core.data.load_examples reads); None: the built-in sample questions.
     validation: str | None = None
     optimize: bool = True  # ONNX Runtime's transformer fusions (Attention, SkipLayerNormalization, ...)
