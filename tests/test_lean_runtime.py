@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from windows_oracle import SHIPPED_MODEL, windows_from_transformers
 
-from spanqa.engine.core.data import sample_questions_path
+from spanqa.engine.core.data import load_examples, sample_questions_path
 
 # What the core install does not have; regex is listed too, since the windows once needed it.
 TRAINING_STACK = ("torch", "transformers", "sklearn", "datasets", "accelerate", "optimum", "regex")
@@ -148,3 +149,27 @@ def test_qa_answer_on_a_checkpoint_without_torch_names_the_extra(without_torch, 
     # The shipped exported model answers in the same environment.
     result = run_python(["-m", "spanqa.engine.cli.answer", "--question", QUESTION, "--context", CONTEXT], env=without_torch)
     assert result.returncode == 0 and json.loads(result.stdout)["answer"] == "Jane Austen", result.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_every_dev_answer_equals_the_transformers_tokenizer_path(squad_dir, monkeypatch):
+    """End to end on all 10,570 dev questions: the shipped model's answers (text, span, score) with the windows cut
+    by QATokenizer, and with windows cut by the transformers tokenizer as the engine did before."""
+    transformers = pytest.importorskip("transformers")
+    import spanqa.engine.runtime.batching as batching
+    from spanqa.engine import QAEngine
+    from spanqa.engine.evaluation.scoring import evaluate
+
+    examples = load_examples(squad_dir / "dev-v1.1.json.gz")
+    engine = QAEngine()
+    answers = [answer.to_dict() for answer in engine.answer_many(examples)]
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(SHIPPED_MODEL)
+    monkeypatch.setattr(
+        batching, "make_windows", lambda tokenizer, group, options: windows_from_transformers(hf_tokenizer, group, options)
+    )
+    before = [answer.to_dict() for answer in engine.answer_many(examples)]
+    assert len(answers) == len(before) == 10570
+    differ = [i for i, (now, then) in enumerate(zip(answers, before)) if now != then]
+    assert not differ, (len(differ), answers[differ[0]], before[differ[0]])
+    scores = evaluate(examples, {answer["id"]: answer["answer"] for answer in answers})
+    print(f"dev v1.1, shipped int8 model, both paths: EM {scores.exact_match:.2f} F1 {scores.f1:.2f}")

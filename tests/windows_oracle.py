@@ -111,3 +111,18 @@ def assert_same_windows(windows: Windows, expected: ExpectedWindows) -> None:
 
 def _window_of(windows: Windows, token: int) -> int:
     return int(np.searchsorted(windows.row_splits, token, side="right") - 1)
+
+
+def windows_from_transformers(hf_tokenizer, examples: Sequence[QAExample], options: WindowOptions) -> Windows:
+    """`make_windows` as the engine ran it on the transformers tokenizer: for answering through the old path."""
+    expected = transformers_windows(hf_tokenizer, examples, options)
+    row_splits = np.zeros(len(expected.lengths) + 1, dtype=np.int64)
+    np.cumsum(expected.lengths, out=row_splits[1:])
+    return Windows(
+        input_ids=np.asarray(expected.input_ids, dtype=np.int32),
+        token_type_ids=np.asarray(expected.token_type_ids, dtype=np.int32),
+        offsets=expected.offsets.astype(np.int32),
+        row_splits=row_splits,
+        example_index=np.asarray(expected.example_index, dtype=np.int64),
+        cls_index=np.asarray(expected.cls_index, dtype=np.int64),
+    )
