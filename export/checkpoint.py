@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from .families import Family, family_of
-from .options import ExportError
+from spanqa.export.families import Family, family_of
+from spanqa.export.options import ExportError
 
 logger = logging.getLogger(__name__)
 

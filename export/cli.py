@@ -1,6 +1,7 @@
 """`qa-export CHECKPOINT --output DIR [--precision fp32|int8|fp16] ...`: a thin layer over `export_model`.
 
-Exit codes: 0 published; 1 the parity gate failed (nothing written) or an unexpected internal error;
+Exit codes (engine/cli/common.py): 0 published; 1 the parity gate failed (nothing written) or an unexpected failure
+(one line; --debug adds the traceback);
 2 bad input (checkpoint, options, data, output path), each as one line on stderr naming the culprit.
 On success one JSON line on stdout summarises the folder.
 """
@@ -14,15 +15,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from spanqa.engine.cli.common import parse_arguments, print_error, require_extra
+from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, print_error, require_extra, run_command
 
-from .options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
+from spanqa.export.options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 
 PROGRAM = "qa-export"
-EXIT_PARITY_FAILED = 1
-EXIT_INTERNAL_ERROR = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,19 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stride", type=int, default=128, help="window overlap in tokens (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32, help="parity-gate windows per batch (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="only errors on stderr")
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    arguments = parse_arguments(parser, argv)
-    if isinstance(arguments, int):
-        return arguments
-    if missing_extra := require_extra(PROGRAM, "export"):
-        return missing_extra
+    return run_command(PROGRAM, build_parser(), _export, argv, interrupted="interrupted; nothing was written")
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    require_extra("export")
     _configure_logging(arguments.quiet)
     # Imported here so that --help and usage errors do not pay for torch, transformers and onnxruntime.
-    from .run import ParityFailed, export_model
+    from spanqa.export.run import ParityFailed, export_model
 
     try:
         options = ExportOptions(
@@ -83,20 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=arguments.batch_size,
         )
         result = export_model(options)
-    except ParityFailed as failure:
+    except ParityFailed as failure:  # the one-line error, then the parity figures behind it as JSON
         print_error(PROGRAM, str(failure))
         print(json.dumps({"parity": asdict(failure.report)}), file=sys.stderr)
-        return EXIT_PARITY_FAILED
+        return EXIT_FAILURE
     except ExportError as error:
-        print_error(PROGRAM, str(error))
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print_error(PROGRAM, "interrupted; nothing was written")
-        return EXIT_INTERRUPTED
-    except Exception as error:  # a bug or an unforeseen library failure: one line, not a traceback
-        logging.getLogger(PROGRAM).debug("internal error", exc_info=True)
-        print_error(PROGRAM, f"internal error ({type(error).__name__}): {error}; nothing was written")
-        return EXIT_INTERNAL_ERROR
+        raise CommandError(str(error)) from None
     manifest = result.manifest
     print(json.dumps({
         "output": str(result.output),
@@ -107,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parity": asdict(manifest.parity) if manifest.parity is not None else None,
         "seconds": result.seconds,
     }))  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def _configure_logging(quiet: bool) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from transformers import PretrainedConfig
 
-from .options import ExportError
+from spanqa.export.options import ExportError
 
 
 class UnsupportedArchitecture(ExportError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import onnx
 
-from .options import ExportError
+from spanqa.export.options import ExportError
 
 KEEP_FP32_OPS = (
     "Softmax",

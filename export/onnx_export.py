@@ -22,7 +22,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from .options import DEFAULT_OPSET, ExportError
+from spanqa.export.options import DEFAULT_OPSET, ExportError
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import onnx
 
-from .families import Family, attention_heads_and_width
-from .options import ExportError
+from spanqa.export.families import Family, attention_heads_and_width
+from spanqa.export.options import ExportError
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, ma
 from spanqa.engine.core.model_folder import ParityReport
 from spanqa.engine.evaluation.scoring import evaluate
 
-from .options import ExportError, ParityThresholds, Precision
+from spanqa.export.options import ExportError, ParityThresholds, Precision
 
 BUILT_IN_SAMPLE = "built-in sample"
 FEEDABLE_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

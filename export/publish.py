@@ -19,7 +19,7 @@ from pathlib import Path
 
 from spanqa.engine.core.model_folder import is_exported_model
 
-from .options import ExportError
+from spanqa.export.options import ExportError
 
 _NAME_ATTEMPTS = 100
 

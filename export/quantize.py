@@ -22,7 +22,7 @@ from pathlib import Path
 
 import onnx
 
-from .options import ExportError
+from spanqa.export.options import ExportError
 
 logger = logging.getLogger(__name__)
 

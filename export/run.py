@@ -19,14 +19,14 @@ from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import WindowOptions, Windows
 from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, write_manifest
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
-from .onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
-from .optimize import check_fusions_kept, count_fused_ops, fuse_graph
-from .options import ExportError, ExportOptions
-from .parity import ValidationSet, load_validation, prepare_windows, run_parity
-from .publish import check_output, publish, staging_folder
-from .quantize import quantize_int8
+from spanqa.export.checkpoint import Checkpoint, load_checkpoint
+from spanqa.export.fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
+from spanqa.export.onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
+from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
+from spanqa.export.options import ExportError, ExportOptions
+from spanqa.export.parity import ValidationSet, load_validation, prepare_windows, run_parity
+from spanqa.export.publish import check_output, publish, staging_folder
+from spanqa.export.quantize import quantize_int8
 
 logger = logging.getLogger(__name__)
 

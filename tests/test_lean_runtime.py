@@ -132,7 +132,7 @@ def test_commands_without_their_extra_print_one_line(without_torch, tmp_path):
         result = run_python(arguments, env=without_torch)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, (program, result.stderr[-2000:])
-        assert lines[0] == f"{program}: needs pip install 'spanqa[{extra}]' (torch, transformers not installed)"
+        assert lines[0] == f"{program}: error: needs pip install 'spanqa[{extra}]' (torch, transformers not installed)"
 
 
 def test_qa_answer_on_a_checkpoint_without_torch_names_the_extra(without_torch, tmp_path):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .options import TrainingInputError, TrainOptions
-from .report import TrainingReport
+from spanqa.training.options import TrainingInputError, TrainOptions
+from spanqa.training.report import TrainingReport
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback
@@ -19,6 +19,6 @@ __all__ = ["TrainOptions", "TrainingInputError", "TrainingReport", "train"]
 
 def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> TrainingReport:
     """Fine-tune as `options` say and write the model and its report; see `spanqa.training.run.train`."""
-    from .run import train as run_training
+    from spanqa.training.run import train as run_training
 
     return run_training(options, callbacks)

@@ -8,14 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli.common import parse_arguments, print_error, require_extra
+from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, os_error_message, require_extra, run_command
 from spanqa.engine.core.data import DataFormatError
 
-from .options import PRECISIONS, TrainingInputError, TrainOptions
+from spanqa.training.options import PRECISIONS, TrainingInputError, TrainOptions
 
 PROGRAM = "qa-train"
-EXIT_BAD_INPUT = 2  # argparse's code for bad usage; bad files are bad usage too
-EXIT_INTERRUPTED = 130
 _DEFAULTS = TrainOptions(train="", output="")
 
 
@@ -32,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Data-parallel: launch the same command with `torchrun --nproc_per_node N -m spanqa.training.cli ...` "
             "(or `accelerate launch`); --batch-size is per process. "
             "Exit status: 0 on success, 2 on bad arguments or bad input (one line naming the file or option), "
-            "130 when interrupted (continue with --resume)."
+            "1 on an unexpected failure (one line; --debug adds the traceback), 130 when interrupted (continue with --resume)."
         ),
     )
     data = parser.add_argument_group("data")
@@ -103,35 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decoding: longest answer in tokens (default: %(default)s)")
     speed.add_argument("--logging-steps", type=int, default=_DEFAULTS.logging_steps, metavar="N",
                        help="log the training loss every N steps, and at every epoch end (default: %(default)s)")
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    arguments = parse_arguments(parser, argv)
-    if isinstance(arguments, int):
-        return arguments
-    if missing_extra := require_extra(PROGRAM, "train"):
-        return missing_extra
+    return run_command(
+        PROGRAM, build_parser(), _train, argv, interrupted="interrupted; continue with the same command plus --resume"
+    )
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    require_extra("train")
     _configure_logging()
+    settings = {name: value for name, value in vars(arguments).items() if name != "debug"}
     try:
-        options = TrainOptions(**vars(arguments))
-        from .run import train  # imported here: --help and usage errors should not wait for torch and transformers
+        options = TrainOptions(**settings)
+        from spanqa.training.run import train  # here: --help and usage errors should not wait for torch
 
         report = train(options)
     except (TrainingInputError, DataFormatError) as error:
-        return _fail(str(error))
+        raise CommandError(str(error)) from None
     except OSError as error:  # e.g. permission denied on the output folder; still one line naming the file
-        return _fail(f"{error.filename}: {error.strerror}" if error.filename else str(error))
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted; continue with the same command plus --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        raise CommandError(os_error_message(error)) from None
     final = ", ".join(f"{name} EM {scores.exact_match:.2f} F1 {scores.f1:.2f}" for name, scores in report.final.items())
     logging.getLogger(PROGRAM).info(
         "done: %s in %.0f s at %.1f windows/s%s", report.output, report.wall_seconds, report.features_per_second,
         f"; {final}" if final else "",
     )  # fmt: skip
-    return 0
+    return EXIT_OK
 
 
 def _configure_logging() -> None:
@@ -140,11 +137,6 @@ def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO if first_process else logging.WARNING, format=f"{PROGRAM}: %(message)s", stream=sys.stderr
     )
-
-
-def _fail(message: str) -> int:
-    print_error(PROGRAM, message)
-    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

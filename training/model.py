@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING
 
-from .options import Precision, TrainingInputError
+from spanqa.training.options import Precision, TrainingInputError
 
 logger = logging.getLogger(__name__)
 

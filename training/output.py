@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import TrainingInputError, TrainOptions
+from spanqa.training.options import TrainingInputError, TrainOptions
 
 CHECKPOINTS_FOLDER = "checkpoints"
 REPORT_NAME = "training_report.json"

@@ -28,11 +28,11 @@ from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 
-from .compat import renamed_arguments
-from .dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
-from .model import check_model, default_model_path, load_model, resolve_precision
-from .options import TrainingInputError, TrainOptions
-from .output import (
+from spanqa.training.compat import renamed_arguments
+from spanqa.training.dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
+from spanqa.training.model import check_model, default_model_path, load_model, resolve_precision
+from spanqa.training.options import TrainingInputError, TrainOptions
+from spanqa.training.output import (
     REPORT_NAME,
     OutputPlan,
     checkpoint_step,
@@ -41,7 +41,7 @@ from .output import (
     prepare_output,
     publish,
 )
-from .report import (
+from spanqa.training.report import (
     ModelInfo,
     Scores,
     SplitInfo,
@@ -50,8 +50,8 @@ from .report import (
     library_versions,
     scores_from_metrics,
 )
-from .splits import RunData, load_run_data
-from .trainer import EvalSet, LogAtEpochEnd, QATrainer
+from spanqa.training.splits import RunData, load_run_data
+from spanqa.training.trainer import EvalSet, LogAtEpochEnd, QATrainer
 
 logger = logging.getLogger(__name__)
 

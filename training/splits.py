@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spanqa.engine.core.data import AnswerSpanError, DataFormatError, QAExample, load_examples, notebook_splits
 
-from .options import TrainingInputError, TrainOptions
+from spanqa.training.options import TrainingInputError, TrainOptions
 
 logger = logging.getLogger(__name__)
 

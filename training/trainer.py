@@ -23,8 +23,8 @@ from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 from spanqa.engine.evaluation.scoring import EvaluationResult, evaluate
 
-from .compat import groups_by_length
-from .dataset import LENGTH_COLUMN, windows_dataset
+from spanqa.training.compat import groups_by_length
+from spanqa.training.dataset import LENGTH_COLUMN, windows_dataset
 
 
 @dataclass(frozen=True)

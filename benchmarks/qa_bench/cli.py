@@ -26,11 +26,9 @@ from pathlib import Path
 from spanqa.benchmarks.qa_bench.options import ENGINE_OVERRIDES, PROGRAM, BenchInputError, BenchOptions
 from spanqa.benchmarks.qa_bench.report import markdown, plot
 from spanqa.benchmarks.qa_bench.run import run_bench
-from spanqa.engine.cli.common import require_extra
+from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, require_extra, run_command
 from spanqa.engine.core.data import DataFormatError
 
-EXIT_BAD_INPUT = 2
-EXIT_SYSTEM_FAILED = 1
 
 
 def _check_output(option: str, path: str | None) -> None:
@@ -43,7 +41,7 @@ def _check_output(option: str, path: str | None) -> None:
 
 
 
-def _parse_args(argv: list[str] | None) -> tuple[BenchOptions, argparse.Namespace]:
+def build_parser() -> argparse.ArgumentParser:
     defaults = BenchOptions(model="", data="")
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -72,11 +70,15 @@ def _parse_args(argv: list[str] | None) -> tuple[BenchOptions, argparse.Namespac
     parser.add_argument("--json", help="write the full report (every pass, settings, machine) as JSON")
     parser.add_argument("--markdown", help="write the Markdown table here (it is printed either way)")
     parser.add_argument("--plot", help="write the charts (throughput with F1, stage breakdown) as PNG")
-    arguments = parser.parse_args(argv)
+    return add_debug_flag(parser)
+
+
+def bench_options(arguments: argparse.Namespace) -> BenchOptions:
+    """The BenchOptions the flags ask for; raises CommandError (exit 2) for a bad value."""
     try:
         batch_sizes = tuple(int(size) for size in arguments.batch_sizes.split(",") if size.strip())
     except ValueError:
-        parser.error(f"--batch-sizes: expected comma-separated integers, got {arguments.batch_sizes!r}")
+        raise CommandError(f"--batch-sizes: expected comma-separated integers, got {arguments.batch_sizes!r}") from None
     try:
         options = BenchOptions(
             model=arguments.model, data=arguments.data, limit=arguments.limit, systems=arguments.systems,
@@ -91,19 +93,21 @@ def _parse_args(argv: list[str] | None) -> tuple[BenchOptions, argparse.Namespac
         for option in ("json", "markdown", "plot"):
             _check_output(f"--{option}", getattr(arguments, option))
     except BenchInputError as error:
-        parser.error(str(error))
-    return options, arguments
+        raise CommandError(str(error)) from None
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
-    options, arguments = _parse_args(argv)
-    if missing_extra := require_extra(PROGRAM, "bench"):
-        return missing_extra
+    return run_command(PROGRAM, build_parser(), _bench, argv)
+
+
+def _bench(arguments: argparse.Namespace) -> int:
+    options = bench_options(arguments)
+    require_extra("bench")
     try:
         report = run_bench(options)
     except (BenchInputError, DataFormatError) as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise CommandError(str(error)) from None
     text = markdown(report)
     print(text)
     # Each output is written whole or not at all; the JSON first, since it holds everything.
@@ -118,9 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROGRAM}: no system was measured; {arguments.plot} not written", file=sys.stderr)
     failed = [result.name for result in report.results if not result.ok]
     if failed:
-        print(f"{PROGRAM}: no measurement for {', '.join(failed)} (see the table)", file=sys.stderr)
-        return EXIT_SYSTEM_FAILED
-    return 0
+        raise CommandError(f"no measurement for {', '.join(failed)} (see the table)", EXIT_FAILURE)
+    return EXIT_OK
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,15 +17,11 @@ from spanqa.engine.jobs.answer_file import answer_file
 from spanqa.engine.jobs.failures import AnswerFileError, OutputWriteError
 from spanqa.engine.jobs.options import AnswerFileOptions
 from spanqa.engine.jobs.targets import ERRORS_SUFFIX, SETTINGS_SUFFIX, check_targets
-from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, run_command
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.runtime.options import DEVICES, EngineOptions, SessionOptions
 
 PROGRAM = "qa-answer"
-EXIT_OK = 0
-EXIT_FAILURE = 1  # unexpected failure, or the output could not be written
-EXIT_BAD_INPUT = 2  # bad usage, bad input, a model that cannot be loaded (argparse's code for bad usage)
-EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 LOCAL_RAY = "local"  # --ray without an address
 
 
@@ -46,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Exit status: 0 on success (skipped bad lines included: they are counted in the summary), 2 on bad "
             "usage, bad input or a model that cannot be loaded (the message names the file and line), 1 on an "
-            "unexpected failure or an output that cannot be written, 130 when interrupted. An interrupted or "
+            "unexpected failure (one line; --debug adds the traceback) or an output that cannot be written, 130 when "
+            "interrupted. An interrupted or "
             "failed run keeps every answer written, on complete lines; rerun the same command with --resume."
         ),
     )
@@ -129,43 +124,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="actors read their lines from INPUT themselves (a plain file at the same path on every node) instead "
         "of receiving them through Ray (with --ray)",
     )  # fmt: skip
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    arguments = parse_arguments(parser, argv)
-    if isinstance(arguments, int):
-        return arguments
+    return run_command(
+        PROGRAM, parser, lambda arguments: _answer(parser, arguments), argv,
+        interrupted="interrupted; the answers written so far are kept (finish with --resume)",
+    )  # fmt: skip
+
+
+def _answer(parser: argparse.ArgumentParser, arguments: argparse.Namespace) -> int:
     usage_problem = _usage_problem(arguments)
     if usage_problem:
         parser.print_usage(sys.stderr)
-        return _fail(usage_problem)
+        raise CommandError(usage_problem)
     try:
         options = engine_options(arguments)
     except ValueError as error:
-        return _fail(str(error))
+        raise CommandError(str(error)) from None
     try:
         if arguments.question is not None:
             return _answer_one(arguments, options)
         return _answer_file(arguments, options)
-    except (AnswerFileError, ModelLoadError) as error:
-        return _fail(str(error))
+    except AnswerFileError as error:
+        raise CommandError(str(error)) from None
     except OutputWriteError as error:
-        return _fail(str(error), EXIT_FAILURE)
-    except KeyboardInterrupt:
-        print(f"{PROGRAM}: interrupted; the answers written so far are kept (finish with --resume)", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # stdout's reader stopped early (e.g. `| head`), as with any Unix filter: no message
-        # The interpreter flushes stdout again at exit, which would fail again; point it at /dev/null instead
-        # (the recipe of Python's signal module documentation). stdout is unusable anyway.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILURE
-    except Exception as error:  # noqa: BLE001 - the contract is exit 1 with a message, traceback for the report
-        traceback.print_exc()
-        print(f"{PROGRAM}: error: unexpected failure: {type(error).__name__}: {error}", file=sys.stderr)
-        return EXIT_FAILURE
+        raise CommandError(str(error), EXIT_FAILURE) from None
 
 
 def engine_options(arguments: argparse.Namespace) -> EngineOptions:
@@ -244,22 +230,22 @@ def _answer_file_on_ray(
     except (ModelFolderError, DeviceError) as error:
         raise ModelLoadError(str(error)) from None
     except RayRunError as error:
-        return _fail(str(error), EXIT_FAILURE)
+        raise CommandError(str(error), EXIT_FAILURE) from None
     return _report(result, arguments.quiet)
 
 
 def _answer_one(arguments: argparse.Namespace, options: EngineOptions) -> int:
     for flag, value in (("--question", arguments.question), ("--context", arguments.context)):
         if not value.strip():
-            return _fail(f"{flag} is empty")
+            raise CommandError(f"{flag} is empty")
     engine = _load_engine(arguments.model, options)
     answer = engine.answer(arguments.question, arguments.context)
     print(json.dumps(answer.to_dict(), ensure_ascii=False))
     return EXIT_OK
 
 
-class ModelLoadError(ValueError):
-    """The model cannot be loaded; the message names the folder or file."""
+class ModelLoadError(CommandError):
+    """The model cannot be loaded (exit 2); the message names the folder or file."""
 
 
 def _load_engine(model: str | None, options: EngineOptions) -> Any:
@@ -300,11 +286,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
-    print_error(PROGRAM, message)
-    return code
 
 
 if __name__ == "__main__":

@@ -1,15 +1,78 @@
-"""What every spanqa command line shares: argument parsing that returns an exit code instead of exiting, the
-one-line error contract, and the one-line answer to a missing install extra."""
+"""The contract every spanqa command line keeps, in one place:
+
+1. Exit codes: 0 done; 1 the work failed (an unexpected error, an output that cannot be written, a failed gate or
+   benchmark system); 2 bad usage or bad input (including a model that cannot be loaded and a missing install
+   extra); 130 interrupted (the shell's code for Ctrl-C).
+2. Every error is one line on stderr, `PROGRAM: error: MESSAGE`, naming the file, line, flag or folder at fault.
+3. An unexpected failure is one line too, plus the traceback only with `--debug`.
+4. The program name appears only here and in the CLI modules: library code raises or calls back, never prints it.
+
+A command is `run_command(PROGRAM, build_parser(), body, argv)`: `body(arguments)` returns an exit code or raises
+`CommandError` for an explained failure; everything else is mapped to the contract here.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 
 from spanqa.engine.core.extras import missing_extra
 
-EXIT_MISSING_EXTRA = 2  # the code of bad usage: running a command its install does not cover
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure the command explains in one line; `code` is its exit status (bad input unless said otherwise)."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--debug", action="store_true", help="on an unexpected failure, print the traceback after the one-line error"
+    )
+    return parser
+
+
+def run_command(
+    program: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+    interrupted: str = "interrupted",
+) -> int:
+    """Parse `argv`, run `body`, and keep the contract above; `interrupted` is the line printed on Ctrl-C."""
+    arguments = parse_arguments(parser, argv)
+    if isinstance(arguments, int):
+        return arguments
+    try:
+        return body(arguments)
+    except CommandError as error:
+        print_error(program, str(error))
+        return error.code
+    except KeyboardInterrupt:
+        print(f"{program}: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout's reader stopped early (e.g. `| head`), as with any Unix filter: no message
+        # The interpreter flushes stdout again at exit, which would fail again; point it at /dev/null instead
+        # (the recipe of Python's signal module documentation). stdout is unusable anyway.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except Exception as error:  # noqa: BLE001 - rule 3: one line, the traceback on request
+        debug = getattr(arguments, "debug", False)
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        print_error(program, f"unexpected failure: {type(error).__name__}: {error}{hint}")
+        return EXIT_FAILURE
 
 
 def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
@@ -27,12 +90,14 @@ def print_error(program: str, message: str) -> None:
     print(f"{program}: error: {one_line}", file=sys.stderr)
 
 
-def require_extra(program: str, extra: str, modules: Sequence[str] | None = None) -> int:
-    """0 when the modules of `extra` are installed; otherwise EXIT_MISSING_EXTRA after one line naming the install
-    (never a traceback from the import). Call it after parsing, so --help works on any install:
-    `if code := require_extra(PROGRAM, "train"): return code`."""
+def os_error_message(error: OSError) -> str:
+    """An OSError as `FILE: reason`, the form every other error takes."""
+    return f"{error.filename}: {error.strerror}" if error.filename else str(error)
+
+
+def require_extra(extra: str, modules: Sequence[str] | None = None) -> None:
+    """Raise a CommandError (exit 2) naming the install when the modules of `extra` are missing: one line, never a
+    traceback from the import. Call it inside the command's body, after parsing, so --help works on any install."""
     message = missing_extra(extra, modules)
-    if message is None:
-        return 0
-    print(f"{program}: {message}", file=sys.stderr)
-    return EXIT_MISSING_EXTRA
+    if message is not None:
+        raise CommandError(message)

@@ -7,12 +7,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli.common import parse_arguments, print_error
+from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, os_error_message, run_command
 from spanqa.engine.core.data import DataFormatError
 from spanqa.engine.evaluation.scoring import PredictionsError, ScoringError, evaluate_files
 
 PROGRAM = "qa-eval"
-EXIT_BAD_INPUT = 2  # argparse's code for bad usage; bad files are bad usage too
 _IDS_IN_WARNING = 3
 
 
@@ -28,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
             "v2.0 data by v2.0's. Predictions are matched to DATA's questions by the string form of their ids "
             "(7 and \"7\" are one id)."
         ),
-        epilog="Exit status: 0 on success, 2 on bad arguments or bad input (the message names the file and line).",
+        epilog="Exit status: 0 on success, 2 on bad arguments or bad input (the message names the file and line), 1 on an "
+        "unexpected failure (one line; --debug adds the traceback).",
     )
     parser.add_argument(
         "data",
@@ -55,20 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="validation",
         help="split to load when DATA is a Hugging Face dataset name (default: %(default)s)",
     )
-    return parser
+    return add_debug_flag(parser)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    arguments = parse_arguments(parser, argv)
-    if isinstance(arguments, int):
-        return arguments
+    return run_command(PROGRAM, build_parser(), _evaluate, argv)
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
     try:
         result = evaluate_files(arguments.data, arguments.predictions, arguments.na_probs, split=arguments.split)
     except (DataFormatError, PredictionsError, ScoringError) as error:
-        return _fail(str(error))
+        raise CommandError(str(error)) from None
     except OSError as error:  # e.g. permission denied; the message should still name the file
-        return _fail(f"{error.filename}: {error.strerror}" if error.filename else str(error))
+        raise CommandError(os_error_message(error)) from None
 
     if result.missing_ids:
         shown = ", ".join(repr(question_id) for question_id in result.missing_ids[:_IDS_IN_WARNING])
@@ -79,12 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     print(json.dumps(result.to_dict()))
-    return 0
-
-
-def _fail(message: str) -> int:
-    print_error(PROGRAM, message)
-    return EXIT_BAD_INPUT
+    return EXIT_OK
 
 
 if __name__ == "__main__":
