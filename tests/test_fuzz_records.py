@@ -461,7 +461,8 @@ def _line_of(error: Exception, path: Path) -> int:
 STRUCTURE_SEEN: dict[str, list[Structured]] = {"record": [], "prediction": []}
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# derandomize: the same generated lines on every run, so the coverage guard below can never flake.
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 @given(lines=structured_lines(count=12, schema="record"))
 def test_structural_lines_through_qa_answer_reader_and_load_examples(lines, tmp_path_factory):
     STRUCTURE_SEEN["record"] += [line for line in lines if line.slot]
@@ -485,7 +486,8 @@ def test_structural_lines_through_qa_answer_reader_and_load_examples(lines, tmp_
     ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+# derandomize: the same generated lines on every run, so the coverage guard below can never flake.
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
 @given(lines=structured_lines(count=12, schema="prediction"))
 def test_structural_lines_through_qa_eval_predictions_reader(lines, tmp_path_factory):
     STRUCTURE_SEEN["prediction"] += [line for line in lines if line.slot]

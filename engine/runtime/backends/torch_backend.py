@@ -7,9 +7,11 @@ Remote code is never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -79,12 +81,13 @@ class TorchBackend:
         self.device = resolve_torch_device(device)
         self.dtype = resolve_torch_dtype(dtype, self.device)
         try:
-            model = AutoModelForQuestionAnswering.from_pretrained(
-                folder,
-                trust_remote_code=False,
-                use_safetensors=None if allow_pickle else True,
-                local_files_only=True,
-            )
+            with _no_progress_bars():
+                model = AutoModelForQuestionAnswering.from_pretrained(
+                    folder,
+                    trust_remote_code=False,
+                    use_safetensors=None if allow_pickle else True,
+                    local_files_only=True,
+                )
         except (OSError, ValueError, KeyError) as error:
             if "trust_remote_code" in str(error):  # transformers' advice names an option spanqa never offers
                 raise ModelFolderError(
@@ -114,3 +117,18 @@ class TorchBackend:
             outputs.start_logits.float().cpu().numpy(),
             outputs.end_logits.float().cpu().numpy(),
         )
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers 5 draws a "Loading weights" bar on stderr for every load; a command's stderr is its one-line
+    messages, so the bar is off while the engine loads (and put back as it was)."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
