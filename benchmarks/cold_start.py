@@ -7,7 +7,7 @@ not installed). Then one `python -X importtime` run of the same qa-answer call l
 of torch, transformers, sklearn or datasets (there should be none).
 
     python benchmarks/cold_start.py                      # this interpreter's install
-    python benchmarks/cold_start.py --python /work/venvs/core/bin/python --runs 5 --json cold.json
+    python benchmarks/cold_start.py --python /tmp/venvs/core/bin/python --runs 5 --json cold.json
     python benchmarks/cold_start.py --pythonpath OLD   # OLD/spanqa/engine: an older engine tree, for comparison
 """
 

@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: its default)")
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
-    try:
-        budgets = [Budget.parse(text.strip()) for text in arguments.budgets.split(",") if text.strip()]
-    except ValueError:
-        parser.error(f"--budgets: expected token counts or one-window, got {arguments.budgets!r}")
+    budgets = Budget.parse_list(parser, arguments.budgets)
     if len(budgets) < 2:
         parser.error("--budgets: name at least two settings to compare")
     examples = load_questions(arguments.data, arguments.limit)

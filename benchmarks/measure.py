@@ -59,6 +59,14 @@ class Budget:
             return cls(text, defaults.max_batch_tokens, 1)
         return cls(f"{int(text)} tokens", int(text), defaults.max_batch_windows)
 
+    @classmethod
+    def parse_list(cls, parser: argparse.ArgumentParser, text: str) -> list[Budget]:
+        """The --budgets flag: comma-separated settings; a bad one is a usage error."""
+        try:
+            return [cls.parse(item.strip()) for item in text.split(",") if item.strip()]
+        except ValueError:
+            parser.error(f"--budgets: expected token counts or one-window, got {text!r}")
+
 
 def make_engine(model: str | None, budget: Budget | None = None, threads: int = 0, spinning: bool = False):
     """QAEngine on the CPU (model None: the shipped int8 model) with the batching and session settings given."""

@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
-    try:
-        budgets = [Budget.parse(text.strip()) for text in arguments.budgets.split(",") if text.strip()]
-    except ValueError:
-        parser.error(f"--budgets: expected token counts or one-window, got {arguments.budgets!r}")
+    budgets = Budget.parse_list(parser, arguments.budgets)
     if arguments.rounds < 1 or not budgets:
         parser.error("--rounds must be at least 1 and --budgets must name one budget")
     examples = load_questions(arguments.data, arguments.limit)

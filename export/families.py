@@ -1,7 +1,7 @@
 """The architectures qa-export supports, and what ONNX Runtime's transformer optimizer is expected to fuse in each.
 
 Only encoder families that were exported, fused, quantized and parity-checked with tiny random configs
-(tests/test_export_families.py) are listed; anything else is refused up front rather than exported untested.
+(tests/export/test_export_families.py) are listed; anything else is refused up front rather than exported untested.
 ORT's optimizer is run with its "bert" model type for all of them (as Optimum's ORTOptimizer does for encoders).
 
 `attention_in_every_layer` says whether the optimizer is supposed to fuse every self-attention block into one

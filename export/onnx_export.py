@@ -3,7 +3,7 @@
 Why torch.onnx and not Optimum: optimum-onnx pins transformers<4.58, so it cannot be installed beside transformers 5.
 Optimum itself calls this same exporter (`torch.onnx.export(..., dynamo=False)`) on the same model, and on the pinned
 stack the two graphs fuse to the same operator counts and give the same logits for every family
-(tests/test_export_families.py compares them wherever Optimum is installed), so there is one export code path and
+(tests/export/test_export_families.py compares them wherever Optimum is installed), so there is one export code path and
 Optimum stays only as qa-bench's baseline.
 
 Why the TorchScript exporter and not the dynamo one: it needs only `onnx` (dynamo needs onnxscript as well), its

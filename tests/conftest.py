@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from support import REPO_ROOT  # noqa: E402 - tests/ is on sys.path as the conftest folder
 
 
 def squad_folder() -> Path:

@@ -32,6 +32,7 @@ from spanqa.engine.core.records import InputRecord, LineError, read_records
 from spanqa.engine.core.strict_json import MAX_INT_DIGITS, MAX_NESTING
 from spanqa.engine.evaluation.scoring import PredictionsError, read_predictions
 from spanqa.engine.jobs.answer_file import AnswerFileOptions, answer_file
+from support import REPO_ROOT
 
 MAX_LINE_BYTES = 2048  # the reader's limit in these tests, so that "too long" is cheap to hit
 
@@ -599,7 +600,7 @@ def test_one_megabyte_context_is_answered_through_its_windows_in_bounded_memory(
 
 
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "engine" / "models" / "minilm-l6-squad-int8"
+SHIPPED_MODEL = REPO_ROOT / "engine" / "models" / "minilm-l6-squad-int8"
 
 
 @pytest.mark.slow

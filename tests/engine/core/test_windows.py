@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 import pytest
-from windows_oracle import SHIPPED_MODEL, assert_same_windows, transformers_encode, transformers_windows
+from support.windows_oracle import SHIPPED_MODEL, assert_same_windows, transformers_encode, transformers_windows
 
 from spanqa.engine.core.data import QAExample, load_examples
 from spanqa.engine.core.tokenizer import QATokenizer

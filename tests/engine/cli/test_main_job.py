@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from support import REPO_ROOT
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB_INPUT = "engine/sample_data/questions.jsonl"  # as the README's command names it (the main_job fixture runs it)
 
 SUMMARY = re.compile(

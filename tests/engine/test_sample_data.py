@@ -14,8 +14,9 @@ import pytest
 from spanqa.engine.core.data import QAExample, load_examples, sample_questions_path
 from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import WindowOptions, make_windows
+from support import REPO_ROOT
 
-BUILDER_PATH = Path(__file__).resolve().parent.parent / "tools" / "build_sample.py"
+BUILDER_PATH = REPO_ROOT / "tools" / "build_sample.py"
 
 
 @pytest.fixture(scope="module")

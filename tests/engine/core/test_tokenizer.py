@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from windows_oracle import SHIPPED_MODEL, assert_same_windows, end_over_combining_marks, transformers_windows
+from support.windows_oracle import SHIPPED_MODEL, assert_same_windows, end_over_combining_marks, transformers_windows
 
 from spanqa.engine.core.data import QAExample, load_examples, sample_questions_path
 from spanqa.engine.core.tokenizer import QATokenizer, TokenizerFileError

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from test_export_support import save_tiny_checkpoint, write_validation
+from support.export_models import save_tiny_checkpoint, write_validation
 
 from spanqa.engine.core.model_folder import MODEL_FILE, read_manifest
 from spanqa.export import cli

@@ -1,4 +1,4 @@
-"""A test hook for the kill trials (tests/test_fault_tolerance.py): one output file whose writes stall at a byte count.
+"""A test hook for the kill trials (tests/engine/jobs/test_fault_tolerance.py): one output file whose writes stall at a byte count.
 
 qa-answer writes each output line with one write() to an unbuffered file, and SIGKILL cannot interrupt a small write
 to a regular file halfway, so a kill alone never leaves a torn line. A slow or hung disk (or network file system) can:

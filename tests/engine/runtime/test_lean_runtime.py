@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from windows_oracle import SHIPPED_MODEL, windows_from_transformers
+from support.windows_oracle import SHIPPED_MODEL, windows_from_transformers
 
 from spanqa.engine.core.data import load_examples, sample_questions_path
 

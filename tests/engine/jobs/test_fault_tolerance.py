@@ -6,7 +6,7 @@ before the process exited, i.e. exit status -9; how many output bytes existed; w
 finishes the output with `--resume`: it must be byte-identical to an uninterrupted run. qa-answer writes each line
 with a single write() to an unbuffered file, which a SIGKILL cannot cut halfway, so a kill on its own leaves either no
 output or whole lines; a torn last line needs a writer that stalls mid-line, as on a hung disk, which
-tests/stall_site/sitecustomize.py provides (the output's writes come back short at a byte count, then block). The
+tests/support/stall_site/sitecustomize.py provides (the output's writes come back short at a byte count, then block). The
 default suite forces each outcome once on forkserver children running qa-answer's `main()` (the console script's
 code, without ~15 s of importing torch per trial on the loaded 2-core machine), and resumes a torn output of the
 shipped int8 ONNX model through the installed `qa-answer` executable; `-m slow` runs 20 trials on the executable.
@@ -32,6 +32,7 @@ import pytest
 from conftest import installed_executable
 
 from spanqa.engine.cli.answer import main
+from support import REPO_ROOT
 
 # The tiny export goes through torch's TorchScript exporter, which warns about itself. One torch thread (conftest.py)
 # in this process, as in the children, so that all outputs compare byte for byte.
@@ -44,7 +45,7 @@ RECORDS = 300
 BAD_LINES = {17: b'{"id": "torn", "question": "Wh\n', 90: b"[1, 2]\n", 151: b'{"id": "q0005", "question": "dup?", '
              b'"context": "A duplicate id."}\n', 260: b'{"id": "no-context", "question": "Where?"}\n'}  # fmt: skip
 CHILD_ENVIRONMENT = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-STALL_SITE = Path(__file__).resolve().parent / "stall_site"
+STALL_SITE = REPO_ROOT / "tests" / "support" / "stall_site"
 _stall_hook_spec = importlib.util.spec_from_file_location("stall_hook", STALL_SITE / "sitecustomize.py")
 stall_hook = importlib.util.module_from_spec(_stall_hook_spec)
 _stall_hook_spec.loader.exec_module(stall_hook)
@@ -286,7 +287,7 @@ def test_kill_9_of_the_shipped_int8_model_resumed_by_the_installed_executable(fo
     installed `qa-answer ... --resume`: the same bytes as the uninterrupted main job."""
     assert main_job.returncode == 0, main_job.stderr[-2000:]
     full = main_job.output.read_bytes()
-    source = Path(__file__).resolve().parent.parent / main_job.command[1]  # named from the repository's root
+    source = REPO_ROOT / main_job.command[1]  # named from the repository's root
     output = tmp_path / "answers.jsonl"
     command = _answer_command(source, output, None)  # no --model: the shipped default, as in the main job
     plan = Plan("stalled mid-line", at_bytes=mid_line_after(full, len(full) // 2), stall=True)

@@ -12,7 +12,7 @@ import onnx
 import onnx.numpy_helper
 import onnxruntime
 import pytest
-from test_export_support import hidden_entries, write_validation
+from support.export_models import hidden_entries, write_validation
 
 from spanqa.engine.core.model_folder import MANIFEST_NAME, MODEL_FILE, read_manifest
 from spanqa.export import cli
