@@ -22,15 +22,23 @@ from spanqa.engine.cli.answer import main as answer_main
 from spanqa.engine.jobs.answer_file import answer_file
 from spanqa.engine.core.model_folder import Manifest, write_manifest
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _copy_config_and_tokenizer(checkpoint: Path, folder: Path) -> None:
+    """Every file of the checkpoint but its weights: config.json and whatever its tokenizer wrote (vocab.txt and
+    special_tokens_map.json too on transformers 4; tokenizer.json and tokenizer_config.json alone on 5)."""
+    names = sorted(path.name for path in checkpoint.iterdir() if path.is_file() and path.name not in WEIGHT_FILES)
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= set(names), names
+    for name in names:
+        shutil.copy(checkpoint / name, folder / name)
 
 
 def _export_shaped_folder(folder: Path, checkpoint: Path) -> Path:
     """A folder that passes the manifest checks, with the checkpoint's config and tokenizer and a graph that is not
     one (so loading goes through the tokenizer and stops at onnxruntime)."""
     folder.mkdir(parents=True)
-    for name in ("config.json", *TOKENIZER_FILES):
-        shutil.copy(checkpoint / name, folder / name)
+    _copy_config_and_tokenizer(checkpoint, folder)
     (folder / "model.onnx").write_bytes(b"not a graph")
     write_manifest(folder, Manifest(
         precision="fp32", opset=17, model_type="bert", input_names=("input_ids", "attention_mask", "token_type_ids"),
@@ -123,8 +131,7 @@ class _Trap:
 def _pickled_checkpoint(tmp_path: Path, tiny_model: Path, marker: Path) -> Path:
     folder = tmp_path / "pickled"
     folder.mkdir()
-    for name in ("config.json", *TOKENIZER_FILES):
-        shutil.copy(tiny_model / name, folder / name)
+    _copy_config_and_tokenizer(tiny_model, folder)
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps({"weights": _Trap(marker)}))
     return folder
 
@@ -164,16 +171,21 @@ def test_qa_export_refuses_pickled_weights_without_allow_pickle(tmp_path, tiny_m
 
 
 def test_qa_answer_allow_pickle_loads_a_trusted_pickled_checkpoint(tmp_path, tiny_model, capsys):
+    import torch
     from transformers import AutoModelForQuestionAnswering
 
     folder = tmp_path / "trusted"
-    AutoModelForQuestionAnswering.from_pretrained(tiny_model).save_pretrained(folder, safe_serialization=False)
-    for name in TOKENIZER_FILES:
-        shutil.copy(tiny_model / name, folder / name)
-    arguments = ["--question", "When?", "--context", "It opened in 1901.", "--model", str(folder)]
-    assert answer_main(arguments) == 2
-    assert answer_main([*arguments, "--allow-pickle"]) == 0
-    assert "answer" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    folder.mkdir()
+    _copy_config_and_tokenizer(tiny_model, folder)
+    # Written with torch.save, since transformers 5's save_pretrained writes safetensors whatever it is asked.
+    torch.save(AutoModelForQuestionAnswering.from_pretrained(tiny_model).state_dict(), folder / "pytorch_model.bin")
+    assert not (folder / "model.safetensors").exists()
+    arguments = ["--question", "When?", "--context", "It opened in 1901."]
+    assert answer_main([*arguments, "--model", str(folder)]) == 2
+    assert answer_main([*arguments, "--model", str(folder), "--allow-pickle"]) == 0
+    from_pickle = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer_main([*arguments, "--model", str(tiny_model)]) == 0
+    assert from_pickle == json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the same weights loaded
 
 
 # --- input records are data, never paths ------------------------------------------------------------------------
