@@ -19,7 +19,7 @@ from spanqa.benchmarks.qa_bench.machine import describe_machine, library_version
 from spanqa.benchmarks.qa_bench.options import PROGRAM, BenchInputError, BenchOptions
 from spanqa.benchmarks.qa_bench.report import BenchReport
 from spanqa.benchmarks.qa_bench.results import SystemResult, Workload, agreement, speedups, summarise
-from spanqa.benchmarks.qa_bench.systems.catalog import SystemSpec, resolve_systems
+from spanqa.benchmarks.qa_bench.systems.catalog import SystemSpec, resolve_systems, skipped_defaults
 from spanqa.benchmarks.qa_bench.worker import WorkerTask
 from spanqa.engine.core.data import QAExample, load_examples
 
@@ -154,6 +154,9 @@ def run_bench(options: BenchOptions) -> BenchReport:
         systems = resolve_systems(options.systems, device)
     except ValueError as error:
         raise BenchInputError(str(error)) from None
+    if not options.systems:
+        for name, reason in skipped_defaults(device).items():
+            print(f"{PROGRAM}: {name} not run: {reason}", file=sys.stderr)
     examples = load_examples(options.data)
     if options.limit is not None:
         examples = examples[: options.limit]
