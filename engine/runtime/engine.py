@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, replace
@@ -101,8 +100,6 @@ class QAEngine:
         self.manifest: Manifest | None = loaded.manifest
         self.stats = EngineStats()
         self._pad_token_id = pad_token_id(self.tokenizer)
-        # The Rust tokenizer's settings are mutated by each call (truncation, stride): two threads must not overlap.
-        self._tokenizer_lock = threading.Lock()
 
     def reset_stats(self) -> None:
         self.stats = EngineStats()
@@ -153,11 +150,11 @@ class QAEngine:
         return payloads, self._prepare(examples)
 
     def _prepare(self, examples: list[QAExample]) -> PreparedGroup:
-        with self._tokenizer_lock:
-            return prepare_group(
-                self.tokenizer, examples, self.window_options, self._pad_token_id,
-                self.options.max_batch_tokens, self.options.max_batch_windows,
-            )  # fmt: skip
+        # QATokenizer serialises its own calls (each one resets truncation and stride), so no lock is needed here.
+        return prepare_group(
+            self.tokenizer, examples, self.window_options, self._pad_token_id,
+            self.options.max_batch_tokens, self.options.max_batch_windows,
+        )  # fmt: skip
 
     def _finish(self, group: PreparedGroup) -> list[Answer]:
         windows = group.windows
