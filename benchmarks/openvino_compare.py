@@ -1,0 +1,254 @@
+"""OpenVINO against ONNX Runtime on qa-export folders: model-only speed on the engine's own batches, and EM/F1 of
+each runtime's answers, in one process.
+
+    python -m spanqa.benchmarks.openvino_compare --limit 1000 --repeats 5 \\
+        --system ort-int8 ort engine/models/minilm-l6-squad-int8 --system ov-f32 ov-f32 FP32_DIR \\
+        [--system LABEL KIND DIR ...] [--threads 2] [--json out.json] [--markdown out.md]
+
+KIND is `ort` (the engine's OnnxBackend with the engine's session options), `ov-f32` / `ov-bf16` (OpenVINO reading
+the same model.onnx, its CPU plugin told to compute in that precision; bf16 is its own default on CPUs with AMX or
+AVX512-BF16), or `ov-nncf-f32` / `ov-nncf-bf16` (the graph made static int8 by NNCF post-training quantization,
+its activation ranges calibrated on TRAINING windows, never dev). The first --system is the reference every ratio
+is taken against. OpenVINO has no conversion for ORT's QAttention / QEmbedLayerNormalization, so it cannot load a
+fused int8 export; it does load fused fp32 exports and plain (`qa-export --no-optimize`) ones, int8 included.
+
+Each system answers the questions once through `QAEngine.answer_many` (warm-up, and the answers scored); then
+`repeats` rounds time `backend.run` over exactly the engine's batches, tokenized beforehand, the order of systems
+rotated every round. Ratios are per round (reference seconds / system seconds), so they hold on a loaded machine.
+The rule for making OpenVINO the CPU default: >= 1.2x the reference's questions/s (median of the per-round ratios)
+with F1 no more than --f1-tolerance below the reference's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spanqa.benchmarks.engine_overhead import model_only, prepared_groups
+from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, markdown_table, report, squad_folder, timed
+
+TRAIN_FILE = "train-v1.1.reconstructed.json.gz"
+# kind -> (runtime, OpenVINO inference precision, NNCF static int8)
+KINDS = {
+    "ort": ("onnxruntime", None, False),
+    "ov-f32": ("openvino", "f32", False),
+    "ov-bf16": ("openvino", "bf16", False),
+    "ov-nncf-f32": ("openvino", "f32", True),
+    "ov-nncf-bf16": ("openvino", "bf16", True),
+}
+
+
+@dataclass(frozen=True)
+class System:
+    label: str
+    kind: str
+    folder: str
+
+    @property
+    def runtime(self) -> str:
+        return KINDS[self.kind][0]
+
+    @property
+    def precision(self) -> str | None:
+        return KINDS[self.kind][1]
+
+    @property
+    def nncf(self) -> bool:
+        return KINDS[self.kind][2]
+
+
+def parse_systems(parser: argparse.ArgumentParser, specs: list[list[str]]) -> list[System]:
+    """--system LABEL KIND DIR, repeated; labels must differ and the kind must be known (a usage error otherwise)."""
+    systems = [System(*spec) for spec in specs]
+    for system in systems:
+        if system.kind not in KINDS:
+            parser.error(f"--system {system.label}: kind must be one of {', '.join(KINDS)}, got {system.kind!r}")
+    labels = [system.label for system in systems]
+    if len(set(labels)) != len(labels) or len(systems) < 2:
+        parser.error(f"--system: give at least two, with different labels (got {labels})")
+    return systems
+
+
+class OpenVinoRunner:
+    """`run(batch)` as the engine's backends offer it, on an OpenVINO model compiled for the CPU with dynamic shapes."""
+
+    name = "openvino"
+
+    def __init__(self, model, input_names: tuple[str, ...], output_names: tuple[str, ...], config: dict):
+        import openvino as ov
+
+        self.input_names, self.output_names = input_names, output_names
+        self.providers = ("CPU",)
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self._request = self.compiled.create_infer_request()
+
+    def run(self, batch) -> tuple[np.ndarray, np.ndarray]:
+        outputs = self._request.infer({name: getattr(batch, name) for name in self.input_names})
+        start, end = (np.asarray(outputs[self.compiled.output(name)], dtype=np.float32) for name in self.output_names)
+        return start, end
+
+
+def openvino_config(threads: int, precision: str) -> dict:
+    """One stream, one request at a time (how the engine calls a backend), on as many threads as ORT gets."""
+    return {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+            "INFERENCE_PRECISION_HINT": precision}  # fmt: skip
+
+
+def calibration_feeds(engine, examples: list) -> list[dict[str, np.ndarray]]:
+    """The engine's own batches of these (training) questions, as model inputs."""
+    names = engine.backend.input_names
+    return [{name: getattr(batch, name) for name in names} for group in prepared_groups(engine, examples) for _, batch in group.batches]
+
+
+def nncf_int8(model, feeds: list[dict[str, np.ndarray]]):
+    import nncf
+
+    # TRANSFORMER keeps softmax, layer norms and the like in float, as NNCF advises for BERT-style models.
+    return nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+
+
+def open_system(system: System, threads: int, calibration: list | None):
+    """A CPU QAEngine on the folder; for OpenVINO its backend is replaced by an OpenVinoRunner on the same graph, so
+    tokenizing, batching and decoding stay the engine's own."""
+    from spanqa.engine.runtime.engine import QAEngine
+    from spanqa.engine.runtime.options import EngineOptions, SessionOptions
+
+    engine = QAEngine(system.folder, options=EngineOptions(device="cpu", session=SessionOptions(intra_op_threads=threads)))
+    info: dict = {"runtime": system.runtime, "kind": system.kind, "folder": system.folder}
+    if system.runtime == "openvino":
+        import openvino as ov
+
+        model = ov.Core().read_model(str(engine.backend.model_path))
+        if system.nncf:
+            feeds = calibration_feeds(engine, calibration or [])
+            model, reading = timed(lambda: nncf_int8(model, feeds))
+            info.update(calibration_batches=len(feeds), quantize_seconds=round(reading.wall_seconds, 1))
+        config = openvino_config(threads, system.precision)
+        backend = engine.backend
+        engine.backend = OpenVinoRunner(model, backend.input_names, backend.output_names, config)
+        info.update(config=config, openvino_version=ov.__version__)
+    return engine, info
+
+
+def answer_scores(engine, examples: list) -> tuple[dict, list[str]]:
+    from spanqa.engine.evaluation.scoring import evaluate
+
+    answers = [answer.answer for answer in engine.answer_many(examples)]
+    scores = evaluate(examples, {example.id: answer for example, answer in zip(examples, answers, strict=True)})
+    return {"exact_match": scores.exact_match, "f1": scores.f1}, answers
+
+
+def rotated(items: list, round_index: int) -> list:
+    """The systems in round `round_index`'s order: each round starts one system later, so none is always first."""
+    shift = round_index % len(items) if items else 0
+    return items[shift:] + items[:shift]
+
+
+def summarize(walls: dict[str, list[float]], cpus: dict[str, list[float]], questions: int, reference: str) -> dict:
+    """Per system: questions/s (median, min, max over rounds), questions per CPU-second, and the per-round speed-up
+    over the reference (reference wall seconds / this system's, round by round)."""
+    rows = {}
+    for label, seconds in walls.items():
+        rates = [questions / value for value in seconds]
+        ratios = [ref / value for ref, value in zip(walls[reference], seconds, strict=True)]
+        rows[label] = {
+            "wall_seconds": seconds, "cpu_seconds": cpus[label],
+            "questions_per_second": statistics.median(rates), "questions_per_second_min": min(rates),
+            "questions_per_second_max": max(rates),
+            "questions_per_cpu_second": statistics.median(questions / value for value in cpus[label]),
+            "speedup_per_round": ratios, "speedup": statistics.median(ratios),
+            "speedup_min": min(ratios), "speedup_max": max(ratios),
+        }  # fmt: skip
+    return rows
+
+
+def decide(rows: dict, reference: str, min_speedup: float, f1_tolerance: float) -> dict:
+    """Which OpenVINO systems pass the rule: median speed-up >= min_speedup AND its worst round >= 1.0 (a win must
+    not be a coin toss), with F1 at most f1_tolerance below the reference's. The best passing one wins."""
+    verdicts = {}
+    for label, row in rows.items():
+        if label == reference or row["runtime"] != "openvino":
+            continue
+        fast = row["speedup"] >= min_speedup and row["speedup_min"] >= 1.0
+        accurate = row["f1"] >= rows[reference]["f1"] - f1_tolerance
+        verdicts[label] = {"fast_enough": fast, "f1_equal": accurate, "passes": fast and accurate}
+    passing = [label for label, verdict in verdicts.items() if verdict["passes"]]
+    winner = max(passing, key=lambda label: rows[label]["speedup"]) if passing else None
+    return {"reference": reference, "min_speedup": min_speedup, "f1_tolerance": f1_tolerance,
+            "systems": verdicts, "winner": winner}  # fmt: skip
+
+
+def measure(systems: list[System], examples: list, repeats: int, threads: int, calibration: list | None) -> dict:
+    engines, rows, groups, reference_answers = {}, {}, {}, None
+    for system in systems:
+        engine, info = open_system(system, threads, calibration)
+        scores, answers = answer_scores(engine, examples)  # also the warm-up: shapes compiled, pools started
+        if reference_answers is None:
+            reference_answers = answers
+        same = sum(ours == theirs for ours, theirs in zip(answers, reference_answers, strict=True))
+        rows[system.label] = {**info, **scores, "answers_identical_to_reference": 100.0 * same / len(examples)}
+        engines[system.label], groups[system.label] = engine, prepared_groups(engine, examples)
+    walls: dict[str, list[float]] = {label: [] for label in engines}
+    cpus: dict[str, list[float]] = {label: [] for label in engines}
+    for round_index in range(repeats):
+        for label in rotated(list(engines), round_index):
+            _, reading = timed(lambda: model_only(engines[label], groups[label]))
+            walls[label].append(reading.wall_seconds)
+            cpus[label].append(reading.cpu_seconds)
+    timings = summarize(walls, cpus, len(examples), systems[0].label)
+    return {label: {**rows[label], **timings[label]} for label in rows}
+
+
+def table(rows: dict) -> str:
+    return markdown_table(
+        ["system", "runtime", "questions/s (median, min-max)", "speed-up vs first (median, min-max)", "EM", "F1",
+         "answers = first"],
+        [[label, row["kind"], f"{row['questions_per_second']:.1f} ({row['questions_per_second_min']:.1f}-"
+          f"{row['questions_per_second_max']:.1f})", f"{row['speedup']:.2f}x ({row['speedup_min']:.2f}-"
+          f"{row['speedup_max']:.2f})", f"{row['exact_match']:.2f}", f"{row['f1']:.2f}",
+          f"{row['answers_identical_to_reference']:.1f}%"] for label, row in rows.items()],
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_arguments(parser, limit=1000)
+    parser.add_argument("--system", nargs=3, action="append", required=True, metavar=("LABEL", "KIND", "DIR"),
+                        help=f"a runtime on a qa-export folder; KIND is one of {', '.join(KINDS)}; the first is the "
+                             "reference")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each runtime (default: %(default)s)")
+    parser.add_argument("--calibration", default=str(squad_folder() / TRAIN_FILE),
+                        help="training questions for NNCF's calibration (default: $SPANQA_SQUAD_DIR/%s)" % TRAIN_FILE)
+    parser.add_argument("--calibration-questions", type=int, default=256, help="(default: %(default)s)")
+    parser.add_argument("--min-speedup", type=float, default=1.2, help="the rule's speed-up (default: %(default)s)")
+    parser.add_argument("--f1-tolerance", type=float, default=0.5, help="the rule's F1 margin (default: %(default)s)")
+    parser.add_argument("--json", help="also write the result here")
+    parser.add_argument("--markdown", help="also write the table and the command here")
+    arguments = parser.parse_args(argv)
+    systems = parse_systems(parser, arguments.system)
+    if arguments.repeats < 1 or arguments.threads < 1:
+        parser.error("--repeats and --threads must be >= 1")
+    examples = load_questions(arguments.data, arguments.limit)
+    calibration = None
+    if any(system.nncf for system in systems):
+        calibration = load_questions(arguments.calibration, arguments.calibration_questions)
+    rows = measure(systems, examples, arguments.repeats, arguments.threads, calibration)
+    verdict = decide(rows, systems[0].label, arguments.min_speedup, arguments.f1_tolerance)
+    result = {"benchmark": "openvino_compare", "questions": len(examples), "repeats": arguments.repeats,
+              "threads": arguments.threads, "machine": machine_note(), "systems": rows, "decision": verdict}  # fmt: skip
+    text = table(rows) + f"\n\nrule: >= {arguments.min_speedup}x at F1 within {arguments.f1_tolerance}; winner: {verdict['winner']}"
+    report(result, text, arguments.json)
+    if arguments.markdown:
+        command = "python -m spanqa.benchmarks.openvino_compare " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(arguments.markdown).write_text(f"{text}\n\n```\n{command}\n```\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
