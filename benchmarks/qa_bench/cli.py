@@ -1,7 +1,7 @@
 """qa-bench: throughput and EM/F1 of spanqa side by side with the baselines users would pick, on the same questions.
 
     qa-bench --model CHECKPOINT --data ../shared/data/squad/dev-v1.1.json.gz --limit 1000 \\
-        --json bench.json --markdown bench.md --plot bench.png
+        --json bench.json --markdown bench.md --plot bench.png --frontier bench.frontier.png
 
 Systems (--systems, comma-separated; default: every one that runs on the device): seed (the notebook's way),
 hf-pipeline, optimum-fp32, optimum-int8, spanqa-fp32, spanqa-int8, spanqa-torch, and on CUDA hf-pipeline-fp16 and
@@ -23,6 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from spanqa.benchmarks.qa_bench.frontier import draw_frontier, frontier_path
 from spanqa.benchmarks.qa_bench.options import ENGINE_OVERRIDES, PROGRAM, BenchInputError, BenchOptions
 from spanqa.benchmarks.qa_bench.report import markdown, plot
 from spanqa.benchmarks.qa_bench.run import run_bench
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", help="write the full report (every pass, settings, machine) as JSON")
     parser.add_argument("--markdown", help="write the Markdown table here (it is printed either way)")
     parser.add_argument("--plot", help="write the charts (throughput with F1, stage breakdown) as PNG")
+    parser.add_argument("--frontier", metavar="PNG",
+                        help="write the speed-accuracy chart (F1 against questions/s, the frontier as a step line) "
+                             "as PNG (default: beside --json, BENCH.frontier.png; without --json, not drawn)")  # fmt: skip
     return add_debug_flag(parser)
 
 
@@ -90,7 +94,7 @@ def bench_options(arguments: argparse.Namespace) -> BenchOptions:
             engine_overrides={name: getattr(arguments, f"spanqa_{name}") for name in ENGINE_OVERRIDES
                               if getattr(arguments, f"spanqa_{name}") is not None},
         )  # fmt: skip
-        for option in ("json", "markdown", "plot"):
+        for option in ("json", "markdown", "plot", "frontier"):
             _check_output(f"--{option}", getattr(arguments, option))
     except BenchInputError as error:
         raise CommandError(str(error)) from None
@@ -120,6 +124,13 @@ def _bench(arguments: argparse.Namespace) -> int:
             plot(report, Path(arguments.plot))
         else:
             print(f"{PROGRAM}: no system was measured; {arguments.plot} not written", file=sys.stderr)
+    chart = frontier_path(arguments.frontier, arguments.json)
+    if chart is not None:
+        if any(result.ok for result in report.results):
+            workload = f"{report.workload.questions:,} questions, {Path(report.checkpoint).name}, {report.device}"
+            draw_frontier(report.results, chart, f"F1 against speed: {workload}")
+        else:
+            print(f"{PROGRAM}: no system was measured; {chart} not written", file=sys.stderr)
     failed = [result.name for result in report.results if not result.ok]
     if failed:
         raise CommandError(f"no measurement for {', '.join(failed)} (see the table)", EXIT_FAILURE)

@@ -1,4 +1,5 @@
-"""qa-bench's outputs: the Markdown table (with the headline ratios), the JSON report, and the PNG charts."""
+"""qa-bench's outputs: the Markdown table (with the headline ratios and the frontier), the JSON report, and the PNG
+charts (the speed-accuracy chart is frontier.py's)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanqa.benchmarks.qa_bench.frontier import frontier_line, measured_points
 from spanqa.benchmarks.qa_bench.machine import MachineInfo
 from spanqa.benchmarks.qa_bench.results import SystemResult, Workload
 from spanqa.benchmarks.qa_bench.ceiling import Ceiling
@@ -91,9 +93,9 @@ def markdown(report: BenchReport) -> str:
         "absolute rates as +-20% and compare the ratios, which come from this one run.",
         "",
     ]
-    line = headline(report)
-    if line:
-        lines += [line, ""]
+    for line in (headline(report), frontier_line(measured_points(report.results))):
+        if line:
+            lines += [line, ""]
     lines += [
         "| system | runtime | precision | ex/s | tokens/s | vs hf-pipeline | vs optimum-int8 | EM | F1 | "
         f"agreement with {method['reference']} | tokenize s | infer s | decode s | wall s | batch p50 / p95 ms | "
