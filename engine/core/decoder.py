@@ -41,8 +41,10 @@ from spanqa.engine.core.span_kernel import decode_kernel
 __all__ = [
     "DecodeOptions",
     "SpanArrays",
+    "SpanCollector",
     "decode_predictions",
     "decode_spans",
+    "spans_to_answers",
 ]
 
 
@@ -108,6 +110,83 @@ def _first_outside(name: str, values: np.ndarray, low: np.ndarray | int, high: n
         )
 
 
+class SpanCollector:
+    """Each example's best ``keep`` spans so far, over windows given in any number of ``add`` calls.
+
+    The kernel keeps its tables (scores, spans, null scores) between calls and visits windows one after another, so
+    adding windows in several calls gives exactly what one call over all of them in the same order gives: the tie
+    rule's visit order is the order of the calls, then of the windows inside each.
+    """
+
+    def __init__(self, num_examples: int, *, n_best: int = 20, max_answer_length: int = 30, keep: int = 1) -> None:
+        if min(n_best, max_answer_length, keep) < 1:
+            raise ValueError(
+                f"n_best, max_answer_length and keep must be >= 1, got {n_best}, {max_answer_length}, {keep}"
+            )
+        self.num_examples, self.keep = num_examples, keep
+        self.n_best, self.max_answer_length = n_best, max_answer_length
+        self._tables: tuple[np.ndarray, ...] | None = None  # made by the first add, in the logits' dtype
+
+    def add(
+        self,
+        start_logits: np.ndarray,
+        end_logits: np.ndarray,
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        cls_index: np.ndarray,
+        example_index: np.ndarray,
+    ) -> None:
+        start_logits = _as_logits("start_logits", start_logits)
+        end_logits = _as_logits("end_logits", end_logits)
+        if start_logits.shape != end_logits.shape:
+            raise ValueError(f"start_logits {start_logits.shape} and end_logits {end_logits.shape} differ in shape")
+        if start_logits.dtype != end_logits.dtype:
+            raise TypeError(f"start_logits ({start_logits.dtype}) and end_logits ({end_logits.dtype}) differ in dtype")
+        num_windows, width = start_logits.shape
+        offsets = np.asarray(offsets)
+        if offsets.shape != (num_windows, width, 2):
+            raise ValueError(f"offsets must have shape {(num_windows, width, 2)}, got {offsets.shape}")
+        if offsets.dtype.kind != "i":
+            raise TypeError(f"offsets must hold signed integers (-1 outside the context), got dtype {offsets.dtype}")
+        offsets = np.ascontiguousarray(offsets)
+        lengths = _as_index("lengths", lengths, num_windows)
+        cls_index = _as_index("cls_index", cls_index, num_windows)
+        example_index = _as_index("example_index", example_index, num_windows)
+        _first_outside("lengths", lengths, 0, width + 1)
+        _first_outside("example_index", example_index, 0, self.num_examples)
+        non_empty = lengths > 0
+        _first_outside("cls_index", np.where(non_empty, cls_index, 0), 0, np.where(non_empty, lengths, 1))
+        tables = self._tables_for(start_logits.dtype)
+        bad_window = decode_kernel(
+            start_logits, end_logits, offsets, lengths, cls_index, example_index,
+            self.n_best, self.max_answer_length, *tables,
+        )  # fmt: skip
+        if bad_window >= 0:
+            length = lengths[bad_window]
+            for name, logits in (("start_logits", start_logits), ("end_logits", end_logits)):
+                bad = np.flatnonzero(~np.isfinite(logits[bad_window, :length]))
+                if bad.size:
+                    position = int(bad[0])
+                    raise ValueError(
+                        f"{name}[{bad_window}, {position}] = {logits[bad_window, position]} is not finite"
+                        f" (window {bad_window} has length {length})"
+                    )
+
+    def spans(self) -> SpanArrays:
+        return SpanArrays(*self._tables_for(np.dtype(np.float32) if self._tables is None else self._tables[0].dtype))
+
+    def _tables_for(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        if self._tables is None:
+            shape = (self.num_examples, self.keep)
+            self._tables = (
+                np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
+                np.zeros(self.num_examples, dtype=np.int64), np.full(self.num_examples, np.inf, dtype=dtype),
+            )  # fmt: skip
+        elif self._tables[0].dtype != dtype:
+            raise TypeError(f"logits of dtype {dtype} after logits of dtype {self._tables[0].dtype}")
+        return self._tables
+
+
 def decode_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -127,49 +206,9 @@ def decode_spans(
     [windows, length, 2] signed ints; ``lengths``, ``cls_index`` and ``example_index``
     are [windows]. An example's windows need not be adjacent: visit order is batch order.
     """
-    start_logits = _as_logits("start_logits", start_logits)
-    end_logits = _as_logits("end_logits", end_logits)
-    if start_logits.shape != end_logits.shape:
-        raise ValueError(f"start_logits {start_logits.shape} and end_logits {end_logits.shape} differ in shape")
-    if start_logits.dtype != end_logits.dtype:
-        raise TypeError(f"start_logits ({start_logits.dtype}) and end_logits ({end_logits.dtype}) differ in dtype")
-    num_windows, width = start_logits.shape
-    offsets = np.asarray(offsets)
-    if offsets.shape != (num_windows, width, 2):
-        raise ValueError(f"offsets must have shape {(num_windows, width, 2)}, got {offsets.shape}")
-    if offsets.dtype.kind != "i":
-        raise TypeError(f"offsets must hold signed integers (-1 outside the context), got dtype {offsets.dtype}")
-    offsets = np.ascontiguousarray(offsets)
-    lengths = _as_index("lengths", lengths, num_windows)
-    cls_index = _as_index("cls_index", cls_index, num_windows)
-    example_index = _as_index("example_index", example_index, num_windows)
-    if min(n_best, max_answer_length, keep) < 1:
-        raise ValueError(f"n_best, max_answer_length and keep must be >= 1, got {n_best}, {max_answer_length}, {keep}")
-    _first_outside("lengths", lengths, 0, width + 1)
-    _first_outside("example_index", example_index, 0, num_examples)
-    non_empty = lengths > 0
-    _first_outside("cls_index", np.where(non_empty, cls_index, 0), 0, np.where(non_empty, lengths, 1))
-
-    scores = np.zeros((num_examples, keep), dtype=start_logits.dtype)
-    starts = np.zeros((num_examples, keep), dtype=np.int64)
-    ends = np.zeros((num_examples, keep), dtype=np.int64)
-    counts = np.zeros(num_examples, dtype=np.int64)
-    null_scores = np.full(num_examples, np.inf, dtype=start_logits.dtype)
-    bad_window = decode_kernel(
-        start_logits, end_logits, offsets, lengths, cls_index, example_index,
-        n_best, max_answer_length, scores, starts, ends, counts, null_scores,
-    )  # fmt: skip
-    if bad_window >= 0:
-        length = lengths[bad_window]
-        for name, logits in (("start_logits", start_logits), ("end_logits", end_logits)):
-            bad = np.flatnonzero(~np.isfinite(logits[bad_window, :length]))
-            if bad.size:
-                position = int(bad[0])
-                raise ValueError(
-                    f"{name}[{bad_window}, {position}] = {logits[bad_window, position]} is not finite"
-                    f" (window {bad_window} has length {length})"
-                )
-    return SpanArrays(scores, starts, ends, counts, null_scores)
+    collector = SpanCollector(num_examples, n_best=n_best, max_answer_length=max_answer_length, keep=keep)
+    collector.add(start_logits, end_logits, offsets, lengths, cls_index, example_index)
+    return collector.spans()
 
 
 def decode_predictions(
@@ -188,14 +227,26 @@ def decode_predictions(
     ``ids`` name the answers; without them an answer's id is its context's position, as a string. The n-best
     candidates are always kept, because ``Answer.score`` is the answer's probability among them.
     """
-    if ids is None:
-        ids = [str(position) for position in range(len(contexts))]
-    elif len(ids) != len(contexts):
+    if ids is not None and len(ids) != len(contexts):
         raise ValueError(f"got {len(ids)} ids for {len(contexts)} contexts")
     spans = decode_spans(
         start_logits, end_logits, offsets, lengths, cls_index, example_index, len(contexts),
         n_best=options.n_best, max_answer_length=options.max_answer_length, keep=options.n_best,
     )  # fmt: skip
+    return spans_to_answers(contexts, spans, options, ids)
+
+
+def spans_to_answers(
+    contexts: Sequence[str],
+    spans: SpanArrays,
+    options: DecodeOptions = DecodeOptions(),
+    ids: Sequence[str | int] | None = None,
+) -> list[Answer]:
+    """One Answer per context from its best spans (kept with ``keep=options.n_best``); see ``decode_predictions``."""
+    if ids is None:
+        ids = [str(position) for position in range(len(contexts))]
+    elif len(ids) != len(contexts):
+        raise ValueError(f"got {len(ids)} ids for {len(contexts)} contexts")
     # Whole columns at once, then tolist(): per-example numpy scalar access would cost more than the kernel.
     impossible = spans.counts == 0
     null_scores = spans.null_scores.astype(np.float64)

@@ -5,7 +5,9 @@ needs neither transformers nor torch; training and export wrap the transformers 
 (`QATokenizer.from_transformers`). Either way `make_windows` has one code path, and it calls the Rust tokenizer the
 way a transformers fast tokenizer calls it for `tokenizer(questions, contexts, truncation="only_second",
 max_length=..., stride=..., return_overflowing_tokens=True)`: truncation set on the backend, padding off, each
-pair's encoding followed by its overflowing windows.
+pair's encoding followed by its overflowing windows. A very long context is tokenized in slices instead
+(`spanqa.engine.core.context_slices`, where `splits_at_spaces` says that gives the same tokens), and its windows are
+laid out as that truncation lays them out.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ class PairBatch:
     example_index: list[int]  # the pair each window came from (transformers' overflow_to_sample_mapping)
 
 
+# Pipeline parts under which a text cut at an ASCII space tokenizes as the concatenation of its two pieces: the
+# normalizers map characters one by one (NFC/NFKC never compose across a space, which has combining class 0), the
+# pre-tokenizers split at every space and never look across it, and the model then sees one word at a time.
+_LOCAL_NORMALIZERS = frozenset({"BertNormalizer", "Lowercase", "NFD", "NFKD", "NFC", "NFKC", "StripAccents"})
+_SPACE_SPLITTING_PRE_TOKENIZERS = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit"})
+_LOCAL_PRE_TOKENIZERS = _SPACE_SPLITTING_PRE_TOKENIZERS | {"Punctuation", "Digits"}
+_TEMPLATE_POST_PROCESSORS = frozenset({"BertProcessing", "TemplateProcessing"})
+
+
 class QATokenizer:
     """Owns its backend: truncation is (re)set on it per call, under a lock, so the backend must not be shared."""
 
@@ -56,6 +67,7 @@ class QATokenizer:
         self.special = special
         self.source = source  # the folder or tokenizer it came from, for messages
         self._lock = threading.Lock()
+        self.splits_at_spaces = _splits_at_spaces(json.loads(backend.to_str()))
 
     @property
     def cls_token_id(self) -> int | None:
@@ -132,6 +144,35 @@ class QATokenizer:
 
     def __repr__(self) -> str:
         return f"QATokenizer({self.source!r}, cls={self.cls_token_id}, pad={self.pad_token_id})"
+
+
+def _splits_at_spaces(state: dict[str, Any]) -> bool:
+    """Whether windows of a long context can be cut from its pieces tokenized apart (`windows.make_windows`): a text
+    cut at an ASCII space must tokenize as its two pieces' tokens, and a window must be the question's template
+    around a run of context tokens. Anything else (byte-level or SentencePiece pipelines, regex replacements,
+    added tokens that strip or hold spaces) is tokenized whole, as before."""
+
+    def parts(component: Any, key: str) -> list[dict[str, Any]]:
+        if component is None:
+            return []
+        if component["type"] != "Sequence":
+            return [component]
+        return [part for nested in component[key] for part in parts(nested, key)]
+
+    normalizers = parts(state.get("normalizer"), "normalizers")
+    pre_tokenizers = parts(state.get("pre_tokenizer"), "pretokenizers")
+    post_processor = state.get("post_processor") or {}
+    added_tokens_stay_local = all(
+        not token.get("lstrip") and not token.get("rstrip") and not any(c.isspace() for c in token["content"])
+        for token in state.get("added_tokens", [])
+    )  # fmt: skip
+    return (
+        all(part["type"] in _LOCAL_NORMALIZERS for part in normalizers)
+        and any(part["type"] in _SPACE_SPLITTING_PRE_TOKENIZERS for part in pre_tokenizers)
+        and all(part["type"] in _LOCAL_PRE_TOKENIZERS for part in pre_tokenizers)
+        and post_processor.get("type") in _TEMPLATE_POST_PROCESSORS
+        and added_tokens_stay_local
+    )
 
 
 def _special_token_settings(folder: Path) -> dict[str, Any]:

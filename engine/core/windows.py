@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tokenizers import Encoding
+
+from spanqa.engine.core.context_slices import DEFAULT_SLICE_CHARS, OUTSIDE_CONTEXT, SlicedContext, slice_context
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.tokenizer import PairBatch, QATokenizer, QuestionTooLongError
 from spanqa.engine.core.window_options import WindowOptions
@@ -23,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 # Combining marks are never ASCII, so only non-ASCII runs are searched for them (unicodedata has no \p{Mn} class).
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
-
-OUTSIDE_CONTEXT = -1  # offset value of every token that is not part of the context (question, specials, padding)
 
 
 @dataclass(frozen=True)
@@ -86,14 +87,41 @@ class Windows:
         )
 
 
+class PaddedBatches(Sequence[tuple[np.ndarray, PaddedWindows]]):
+    """Batches of windows, batch i being (rows[i], those windows padded to their longest), padded only when read:
+    a context of millions of tokens then never has all its windows padded at once, only the batch in use."""
+
+    def __init__(self, windows: Windows, rows: Sequence[np.ndarray], pad_token_id: int) -> None:
+        self.windows, self.rows, self.pad_token_id = windows, list(rows), pad_token_id
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, PaddedWindows]:  # type: ignore[override]
+        rows = self.rows[index]
+        return rows, self.windows.padded(rows, self.pad_token_id)
+
+    @property
+    def padded_tokens(self) -> int:
+        """Rows x width summed over the batches, without padding them."""
+        lengths = self.windows.lengths
+        return sum(len(rows) * int(lengths[rows].max()) for rows in self.rows if len(rows))
+
+
 def make_windows(
     tokenizer: QATokenizer,
     examples: Sequence[QAExample],
     options: WindowOptions = WindowOptions(),
     with_labels: bool = False,
+    slice_chars: int | None = DEFAULT_SLICE_CHARS,
 ) -> Windows:
     """Tokenize examples into windows: `QATokenizer.from_folder(model_dir)`, or `QATokenizer.from_transformers(tok)`
-    for a transformers fast tokenizer."""
+    for a transformers fast tokenizer.
+
+    A context longer than `slice_chars` characters is tokenized in slices (`core.context_slices`), so that its
+    memory is its windows' arrays and not the tokenizer's state for the whole text; the windows are the same either
+    way. None tokenizes every context whole (as does a tokenizer whose pipeline may look across spaces).
+    """
     if not isinstance(tokenizer, QATokenizer):
         raise TypeError(
             f"make_windows takes a QATokenizer, got {type(tokenizer).__name__}; wrap a transformers fast tokenizer "
@@ -102,44 +130,115 @@ def make_windows(
     _check_room(tokenizer, options)
     # The notebook strips questions: leading spaces become tokens for some vocabularies and waste the window.
     questions = [example.question.strip() for example in examples]
-    contexts = [example.context for example in examples]
+    sources = _window_sources(tokenizer, examples, questions, options, slice_chars)
+    example_index = np.fromiter((i for i, windows in enumerate(sources) for _ in windows), dtype=np.int64)
+    flat = [source for windows in sources for source in windows]
+    del sources
+    lengths = np.fromiter(map(_source_length, flat), dtype=np.int64, count=len(flat))
+    row_splits = np.zeros(len(flat) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=row_splits[1:])
+
+    input_ids = np.empty(row_splits[-1], dtype=np.int32)
+    token_type_ids = np.empty(row_splits[-1], dtype=np.int32)
+    offsets = np.empty((row_splits[-1], 2), dtype=np.int32)
+    cls_index = np.zeros(len(flat), dtype=np.int64)
+    cls_token_id = tokenizer.cls_token_id
+    mark_runs: dict[int, list[tuple[int, int]]] = {}  # per context, computed once for all its windows
+    context_spans = []
+    for window, source in enumerate(flat):
+        tokens = slice(row_splits[window], row_splits[window + 1])
+        if isinstance(source, tuple):
+            sliced, number = source
+            span = sliced.fill(number, input_ids[tokens], token_type_ids[tokens], offsets[tokens])
+        else:
+            example = int(example_index[window])
+            if example not in mark_runs:
+                mark_runs[example] = _combining_mark_runs(examples[example].context)
+            runs = mark_runs[example]
+            span = _fill_from_encoding(source, input_ids[tokens], token_type_ids[tokens], offsets[tokens], runs)
+        flat[window] = None  # each window's source goes as soon as it is written
+        cls_index[window] = _cls_position(input_ids[tokens], cls_token_id)
+        context_spans.append((None, None) if span is None else span)
+
+    windows = Windows(input_ids, token_type_ids, offsets, row_splits, example_index, cls_index)
+    if with_labels:
+        windows.start_positions, windows.end_positions = _label_windows(windows, examples, context_spans)
+    return windows
+
+
+# A window's source: a pair encoding from the tokenizer, or window k of a context cut in slices.
+_Source = Encoding | tuple[SlicedContext, int]
+
+
+def _window_sources(
+    tokenizer: QATokenizer, examples: Sequence[QAExample], questions: list[str], options: WindowOptions,
+    slice_chars: int | None,
+) -> list[list[_Source]]:  # fmt: skip
+    """Each example's windows, in order: from the tokenizer's own truncation, or from its context cut in slices."""
+    sources: list[list[_Source]] = [[] for _ in examples]
+    long = [] if not _can_slice(tokenizer, slice_chars) else [
+        i for i, example in enumerate(examples) if len(example.context) > slice_chars
+    ]  # fmt: skip
+    whole = sorted(set(range(len(examples))) - set(long))
+    if long:
+        capped = _cap_questions(tokenizer, [questions[i] for i in long], [examples[i] for i in long], options)
+        for i, question in zip(long, capped):
+            sliced = slice_context(tokenizer, question, examples[i].context, options, slice_chars)
+            if sliced is None:  # no context token at all: one window, cheap to cut whole
+                sources[i] = _encode_whole(tokenizer, [question], [""], [examples[i]], options)[0]
+            else:
+                _extend_over_combining_marks(sliced.offsets, _combining_mark_runs(examples[i].context))
+                sources[i] = [(sliced, window) for window in range(len(sliced))]
+    if whole:
+        kept = [examples[i] for i in whole]
+        pieces = _encode_whole(tokenizer, [questions[i] for i in whole], [e.context for e in kept], kept, options)
+        for i, piece in zip(whole, pieces):
+            sources[i] = piece
+    return sources
+
+
+def _can_slice(tokenizer: QATokenizer, slice_chars: int | None) -> bool:
+    # Left-side truncation lays windows out from the context's end; only the right side's layout is reproduced.
+    return slice_chars is not None and tokenizer.splits_at_spaces and tokenizer.special.truncation_side == "right"
+
+
+def _source_length(source: _Source) -> int:
+    if isinstance(source, tuple):
+        sliced, number = source
+        return int(sliced.stops[number] - sliced.starts[number]) + sliced.template.special_length
+    return len(source.ids)
+
+
+def _encode_whole(
+    tokenizer: QATokenizer, questions: list[str], contexts: list[str], examples: Sequence[QAExample],
+    options: WindowOptions,
+) -> list[list[Encoding]]:  # fmt: skip
+    """Each example's windows as the tokenizer's own truncation cuts them, the whole context in one call."""
     # Tokenize once; only when some question is over the cap (rare) cut those questions and tokenize again.
     # The pair encoding already holds each question's token count, so no separate question pass is needed.
     encoded = _encode_pairs(tokenizer, questions, contexts, options)
     if encoded is None or _longest_question(encoded) > options.max_question_tokens:
         questions = _cap_questions(tokenizer, questions, examples, options)
         encoded = _encode_pairs(tokenizer, questions, contexts, options)
-    example_index = np.asarray(encoded.example_index, dtype=np.int64)
-    encodings = encoded.encodings
-    lengths = np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(encodings))
-    row_splits = np.zeros(len(encodings) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=row_splits[1:])
+    pieces: list[list[Encoding]] = [[] for _ in examples]
+    for pair, encoding in zip(encoded.example_index, encoded.encodings):
+        pieces[pair].append(encoding)
+    return pieces
 
-    input_ids = np.empty(row_splits[-1], dtype=np.int32)
-    token_type_ids = np.empty(row_splits[-1], dtype=np.int32)
-    offsets = np.empty((row_splits[-1], 2), dtype=np.int32)
-    cls_index = np.zeros(len(encodings), dtype=np.int64)
-    cls_token_id = tokenizer.cls_token_id
-    context_spans = []
-    for window, encoding in enumerate(encodings):
-        tokens = slice(row_splits[window], row_splits[window + 1])
-        input_ids[tokens] = encoding.ids
-        token_type_ids[tokens] = encoding.type_ids
-        context_start, context_end = _context_token_range(encoding.sequence_ids)
-        window_offsets = offsets[tokens]
-        window_offsets[:] = OUTSIDE_CONTEXT
-        if context_start is not None:
-            window_offsets[context_start : context_end + 1] = encoding.offsets[context_start : context_end + 1]
-            context = examples[example_index[window]].context
-            if not context.isascii():
-                _extend_over_combining_marks(window_offsets[context_start : context_end + 1], context)
-        cls_index[window] = _cls_position(encoding.ids, cls_token_id)
-        context_spans.append((context_start, context_end))
 
-    windows = Windows(input_ids, token_type_ids, offsets, row_splits, example_index, cls_index)
-    if with_labels:
-        windows.start_positions, windows.end_positions = _label_windows(windows, examples, context_spans)
-    return windows
+def _fill_from_encoding(
+    encoding: Encoding, ids: np.ndarray, type_ids: np.ndarray, offsets: np.ndarray, mark_runs: list | None
+) -> tuple[int, int] | None:
+    ids[:] = encoding.ids
+    type_ids[:] = encoding.type_ids
+    context_start, context_end = _context_token_range(encoding.sequence_ids)
+    offsets[:] = OUTSIDE_CONTEXT
+    if context_start is None:
+        return None
+    offsets[context_start : context_end + 1] = encoding.offsets[context_start : context_end + 1]
+    if mark_runs:
+        _extend_over_combining_marks(offsets[context_start : context_end + 1], mark_runs)
+    return context_start, context_end
 
 
 def _encode_pairs(
@@ -183,11 +282,11 @@ def _label_windows(windows: Windows, examples: Sequence[QAExample], context_span
     return starts, ends
 
 
-def _extend_over_combining_marks(offsets: np.ndarray, context: str) -> None:
+def _extend_over_combining_marks(offsets: np.ndarray, runs: list[tuple[int, int]]) -> None:
     """Uncased vocabularies strip accents, so a token's offsets stop before a combining mark that follows it
-    ("cafe" + U+0301). Extending the end over such marks keeps the accent in labels and extracted answers."""
-    runs = _combining_mark_runs(context)
-    if not runs:
+    ("cafe" + U+0301). Extending the end over such marks (`_combining_mark_runs` of the context) keeps the accent in
+    labels and extracted answers."""
+    if not runs or not len(offsets):
         return
     run_starts, run_ends = np.array(runs).T
     ends = offsets[:, 1]
@@ -199,6 +298,8 @@ def _extend_over_combining_marks(offsets: np.ndarray, context: str) -> None:
 def _combining_mark_runs(context: str) -> list[tuple[int, int]]:
     """[start, end) of each maximal run of nonspacing marks (Unicode category Mn), in order."""
     runs: list[tuple[int, int]] = []
+    if context.isascii():
+        return runs
     for match in _NON_ASCII.finditer(context):
         for position in range(match.start(), match.end()):
             if unicodedata.category(context[position]) != "Mn":
@@ -249,7 +350,6 @@ def _context_token_range(sequence_ids: list[int | None]) -> tuple[int | None, in
     return first, last
 
 
-def _cls_position(ids: list[int], cls_token_id: int | None) -> int:
-    if cls_token_id is not None and cls_token_id in ids:
-        return ids.index(cls_token_id)
-    return 0
+def _cls_position(ids: np.ndarray, cls_token_id: int | None) -> int:
+    found = np.flatnonzero(ids == cls_token_id) if cls_token_id is not None else ()
+    return int(found[0]) if len(found) else 0

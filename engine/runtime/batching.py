@@ -16,7 +16,7 @@ from typing import TypeVar
 import numpy as np
 
 from spanqa.engine.core.data import QAExample
-from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
+from spanqa.engine.core.windows import PaddedBatches, WindowOptions, Windows, make_windows
 
 Record = TypeVar("Record")
 
@@ -72,23 +72,20 @@ def pack_batches(lengths: np.ndarray, max_tokens: int, max_windows: int) -> list
 
 @dataclass(frozen=True)
 class PreparedGroup:
-    """A group tokenized and cut into padded batches, ready for inference and decoding."""
+    """A group tokenized and cut into batches, ready for inference and decoding."""
 
     examples: list[QAExample]
-    windows: PaddedWindows  # every window of the group in window order, padded to the group's longest
-    batches: list[tuple[np.ndarray, PaddedWindows]]  # (rows into `windows`, the batch padded to its own longest)
+    windows: Windows  # every window of the group in window order, unpadded
+    batches: PaddedBatches  # (rows into `windows`, the batch padded to its own longest), padded when read
     tokens: int  # real tokens over all batches
     padded_tokens: int  # sum of rows x width over all batches
-    seconds: float  # time spent tokenizing and assembling
+    seconds: float  # time spent tokenizing and cutting
 
 
-def cut_batches(
-    windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int
-) -> tuple[PaddedWindows, list[tuple[np.ndarray, PaddedWindows]]]:
-    """Pad the group once, then slice each batch from it (cheaper than padding every batch from the flat arrays)."""
-    everything = windows.padded(np.arange(len(windows)), pad_token_id)
-    batches = [(rows, everything.take(rows)) for rows in pack_batches(windows.lengths, max_tokens, max_windows)]
-    return everything, batches
+def cut_batches(windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int) -> PaddedBatches:
+    """The group's batches, each padded from the flat windows when it is read, so that a group with a very long
+    context holds only its unpadded windows and the batch in use (not every window padded, twice)."""
+    return PaddedBatches(windows, pack_batches(windows.lengths, max_tokens, max_windows), pad_token_id)
 
 
 def prepare_group(
@@ -96,7 +93,6 @@ def prepare_group(
 ) -> PreparedGroup:
     started = time.perf_counter()
     windows = make_windows(tokenizer, examples, window)
-    everything, batches = cut_batches(windows, pad_token_id, max_tokens, max_windows)
+    batches = cut_batches(windows, pad_token_id, max_tokens, max_windows)
     tokens = int(windows.lengths.sum())
-    padded_tokens = sum(batch.input_ids.size for _, batch in batches)
-    return PreparedGroup(examples, everything, batches, tokens, padded_tokens, time.perf_counter() - started)
+    return PreparedGroup(examples, windows, batches, tokens, batches.padded_tokens, time.perf_counter() - started)

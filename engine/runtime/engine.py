@@ -17,8 +17,8 @@ from spanqa.engine.runtime.backends.base import Backend
 from spanqa.engine.runtime.backends.loading import load_model, pad_token_id
 from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
 from spanqa.engine.core.data import QAExample
-from spanqa.engine.core.decoder import decode_predictions
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model, read_manifest
+from spanqa.engine.core.ordered_decode import OrderedDecoder
 from spanqa.engine.core.records import to_example
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.runtime.prefetch import Prefetcher
@@ -157,12 +157,14 @@ class QAEngine:
         )  # fmt: skip
 
     def _finish(self, group: PreparedGroup) -> list[Answer]:
-        windows = group.windows
-        num_windows, width = windows.input_ids.shape
-        start_logits = np.zeros((num_windows, width), dtype=np.float32)
-        end_logits = np.zeros((num_windows, width), dtype=np.float32)
-        started = time.perf_counter()
+        # Each batch is decoded as it comes back (in window order per example, as one decode over the whole group
+        # would visit it), so no logits array for every window of the group exists: a context of millions of
+        # tokens costs its windows and one batch.
+        num_windows = len(group.windows)
+        decoder = OrderedDecoder(group.windows.example_index, len(group.examples), self.options.decode)
+        infer_seconds = decode_seconds = 0.0
         for rows, batch in group.batches:
+            started = time.perf_counter()
             batch_start, batch_end = self.backend.run(batch)
             expected = batch.input_ids.shape
             if batch_start.shape != expected or batch_end.shape != expected:
@@ -170,15 +172,16 @@ class QAEngine:
                     f"{self.backend.name} returned logits of shapes {batch_start.shape} and {batch_end.shape} "
                     f"for a batch of shape {expected}"
                 )
-            start_logits[rows, : expected[1]] = batch_start
-            end_logits[rows, : expected[1]] = batch_end
-        inferred = time.perf_counter()
-        answers = decode_predictions(
-            [example.context for example in group.examples], start_logits, end_logits, windows.offsets,
-            windows.lengths, windows.cls_index, windows.example_index, self.options.decode,
-            ids=[example.id for example in group.examples],
-        )  # fmt: skip
-        finished = time.perf_counter()
+            inferred = time.perf_counter()
+            # float32 whatever the graph returns: the scores (and so the tie rule) are float32 sums.
+            decoder.add(rows, np.asarray(batch_start, np.float32), np.asarray(batch_end, np.float32), batch)
+            infer_seconds += inferred - started
+            decode_seconds += time.perf_counter() - inferred
+        started = time.perf_counter()
+        answers = decoder.answers(
+            [example.context for example in group.examples], ids=[example.id for example in group.examples]
+        )
+        decode_seconds += time.perf_counter() - started
         stats = self.stats
         stats.examples += len(group.examples)
         stats.windows += num_windows
@@ -186,8 +189,8 @@ class QAEngine:
         stats.tokens += group.tokens
         stats.padded_tokens += group.padded_tokens
         stats.tokenize_seconds += group.seconds
-        stats.infer_seconds += inferred - started
-        stats.decode_seconds += finished - inferred
+        stats.infer_seconds += infer_seconds
+        stats.decode_seconds += decode_seconds
         return answers
 
 

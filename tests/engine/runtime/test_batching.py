@@ -54,12 +54,13 @@ def test_pack_batches_rejects_empty_limits():
         pack_batches(np.array([3]), 0, 4)
 
 
-def test_cut_batches_slices_the_group_padding(tokenizer):
+def test_cut_batches_pads_each_batch_as_the_windows_pad_it(tokenizer):
     examples = [QAExample(str(i), "who?", "word " * (5 + 40 * i)) for i in range(5)]
     windows = make_windows(
         QATokenizer.from_transformers(tokenizer), examples, WindowOptions(max_length=64, stride=16, max_question_tokens=8)
     )
-    everything, batches = cut_batches(windows, tokenizer.pad_token_id, max_tokens=128, max_windows=3)
+    batches = cut_batches(windows, tokenizer.pad_token_id, max_tokens=128, max_windows=3)
+    assert batches.padded_tokens == sum(batch.input_ids.size for _, batch in batches)
     assert sorted(np.concatenate([rows for rows, _ in batches]).tolist()) == list(range(len(windows)))
     for rows, batch in batches:
         reference = windows.padded(rows, tokenizer.pad_token_id)
