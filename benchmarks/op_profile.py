@@ -27,6 +27,7 @@ from spanqa.benchmarks.engine_overhead import prepared_groups
 from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, make_engine, markdown_table, report
 from spanqa.benchmarks.op_trace import GROUP_NOTES, GROUPS, OTHER, scale_nodes, summarise_trace
 
+
 def optimized_graph(model_path: Path, settings_for, scratch: Path):
     """The graph ONNX Runtime runs (after its fusions), written by a session with the engine's settings."""
     import onnx
