@@ -1,8 +1,9 @@
 """Peak memory and time of one question over a very long context, per context size, each in a fresh process.
 
-    python -m spanqa.benchmarks.context_memory --sizes 0.25,1,2 [--model DIR] [--json out.json]
+    python -m spanqa.benchmarks.context_memory --sizes 0.25,1,2 [--model DIR] [--filler words] [--json out.json]
 
-The context is one sentence repeated to the size (in MiB of characters) with a planted fact in the middle ("The
+The context is one sentence repeated to the size (in MiB of characters), or with `--filler words` the word "word "
+repeated (one token every five characters, the most windows a MiB), with a planted fact in the middle ("The
 secret vault code is 7319."), asked for after a warm-up question. `/proc/self/clear_refs` resets the peak RSS
 (VmHWM) right before the question, so the figure is the growth the question itself causes (Linux only). Without
 --model, a tiny random two-layer BERT built from the packaged backbone's tokenizer is used (seed 0, the tests'
@@ -23,6 +24,7 @@ from pathlib import Path
 from spanqa.benchmarks.measure import machine_note, markdown_table, report
 
 SENTENCE = "The harbour crane lifted crates of tea while the clerks counted them twice. "
+FILLERS = {"sentences": SENTENCE, "words": "word "}
 FACT = "The secret vault code is 7319. "
 
 
@@ -40,9 +42,10 @@ def build_tiny_model(folder: Path) -> Path:
     return folder
 
 
-def long_context(mebibytes: float) -> str:
+def long_context(mebibytes: float, filler: str = "sentences") -> str:
     size = int(mebibytes * 2**20)
-    text = (SENTENCE * (size // len(SENTENCE) + 1))[:size]
+    piece = FILLERS[filler]
+    text = (piece * (size // len(piece) + 1))[:size]
     return text[: len(text) // 2] + FACT + text[len(text) // 2 :]
 
 
@@ -73,7 +76,7 @@ def _windows_only(engine, context: str) -> dict:
             "arrays_mib": sum(array.nbytes for array in arrays if isinstance(array, np.ndarray)) / 2**20}  # fmt: skip
 
 
-def child(model: str, mebibytes: float, windows_only: bool = False) -> dict:
+def child(model: str, mebibytes: float, windows_only: bool = False, filler: str = "sentences") -> dict:
     """In a fresh process: load, warm up, reset the peak, answer the one long question (or only cut its windows)."""
     import torch
 
@@ -82,7 +85,7 @@ def child(model: str, mebibytes: float, windows_only: bool = False) -> dict:
 
     engine = QAEngine(model, device="cpu")
     engine.answer("Warm up?", "A short context, so that lazy imports and compilation happen before measuring.")
-    context = long_context(mebibytes)
+    context = long_context(mebibytes, filler)
     if windows_only:
         return _windows_only(engine, context)
     windows_before = engine.stats.windows
@@ -95,9 +98,9 @@ def child(model: str, mebibytes: float, windows_only: bool = False) -> dict:
             "answer": answer.answer, "span_matches": context[answer.start : answer.end] == answer.answer}  # fmt: skip
 
 
-def measure(model: str, mebibytes: float, windows_only: bool = False) -> dict:
+def measure(model: str, mebibytes: float, windows_only: bool = False, filler: str = "sentences") -> dict:
     finished = subprocess.run(
-        [sys.executable, "-m", "spanqa.benchmarks.context_memory", "--child", model, str(mebibytes),
+        [sys.executable, "-m", "spanqa.benchmarks.context_memory", "--child", model, str(mebibytes), filler,
          *(["--windows-only"] if windows_only else [])],
         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false"),
     )  # fmt: skip
@@ -109,13 +112,15 @@ def measure(model: str, mebibytes: float, windows_only: bool = False) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        print(json.dumps(child(argv[1], float(argv[2]), windows_only="--windows-only" in argv[3:])))
+        print(json.dumps(child(argv[1], float(argv[2]), "--windows-only" in argv[4:], argv[3])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0.25,1,2", help="context sizes in MiB (default: %(default)s)")
     parser.add_argument("--model", help="model folder (default: a tiny random BERT built in a temporary folder)")
     parser.add_argument("--windows-only", action="store_true",
                         help="only cut the windows (make_windows), to see the tokenizer's share of the peak")  # fmt: skip
+    parser.add_argument("--filler", choices=sorted(FILLERS), default="sentences",
+                        help="what the context repeats (default: %(default)s)")  # fmt: skip
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
     if not Path("/proc/self/clear_refs").exists():
@@ -126,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes: expected comma-separated numbers, got {arguments.sizes!r}")
     with tempfile.TemporaryDirectory(prefix="context-memory-") as folder:
         model = arguments.model or str(build_tiny_model(Path(folder)))
-        runs = {str(size): measure(model, size, arguments.windows_only) for size in sizes}
+        runs = {str(size): measure(model, size, arguments.windows_only, arguments.filler) for size in sizes}
     result = {"benchmark": "context_memory", "model": arguments.model or "tiny random BERT (seed 0)",
-              "windows_only": arguments.windows_only, "machine": machine_note(), "runs": runs}  # fmt: skip
+              "filler": arguments.filler, "windows_only": arguments.windows_only, "machine": machine_note(),
+              "runs": runs}  # fmt: skip
     if arguments.windows_only:
         table = markdown_table(
             ["context", "windows", "make_windows peak RSS growth MiB", "the windows' arrays MiB", "seconds"],
