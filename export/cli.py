@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, print_error, require_extra, run_command
 
-from spanqa.export.options import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
+from spanqa.export.options import CALIBRATION_RULES, DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, ExportError, ExportOptions
 
 PROGRAM = "qa-export"
 
@@ -32,13 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, help="folder to create (written atomically; refused if it exists)")
     parser.add_argument(
         "--precision", choices=PRECISIONS, default="fp32",
-        help="fp32; int8 (CPU: dynamic quantization, u8 activations, s8 per-channel weights); "
+        help="fp32; int8 (CPU: u8 activations, s8 per-channel weights; static with --calibration, else dynamic); "
         "fp16 (GPU; its parity gate needs onnxruntime-gpu) (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--opset", type=int, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default: {DEFAULT_OPSET})")
     parser.add_argument(
         "--validation", metavar="DATA",
         help="SQuAD JSON/JSONL with answers for the parity gate (default: the built-in sample questions)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration", metavar="DATA",
+        help="int8: TRAINING data (SQuAD JSON/JSONL or a dataset name, split train) whose windows fix every "
+        "activation scale, so each answer is independent of its batch mates (default: dynamic int8)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--calibration-examples", type=int, default=256, help="questions drawn from --calibration (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--calibration-rule", choices=CALIBRATION_RULES, default="mean-minmax",
+        help="activation ranges: mean of per-batch min/max, or the widest seen (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's fusions (plain graph)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing qa-export folder at --output")
@@ -77,6 +89,9 @@ def _export(arguments: argparse.Namespace) -> int:
             max_length=arguments.max_length,
             stride=arguments.stride,
             batch_size=arguments.batch_size,
+            calibration=arguments.calibration,
+            calibration_examples=arguments.calibration_examples,
+            calibration_rule=arguments.calibration_rule,
         )
         result = export_model(options)
     except ParityFailed as failure:  # the one-line error, then the parity figures behind it as JSON

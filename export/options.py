@@ -7,6 +7,7 @@ from typing import Literal
 
 Precision = Literal["fp32", "int8", "fp16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
+CALIBRATION_RULES = ("mean-minmax", "minmax")  # see export/calibrate.py
 
 # 14 is the first opset with scaled_dot_product_attention (how transformers' encoders export); 23 is the newest
 # torch 2.13's exporter writes, and onnxruntime 1.32 loads it.
@@ -46,6 +47,11 @@ class ExportOptions:
     max_question_tokens: int = 64
     batch_size: int = 32  # windows per forward pass in the parity gate
     thresholds: ParityThresholds = field(default_factory=ParityThresholds)
+    # int8 only: training data (anything load_examples reads) whose windows fix every activation scale (static int8,
+    # export/calibrate.py); None: dynamic int8, whose answers depend on their batch mates.
+    calibration: str | None = None
+    calibration_examples: int = 256  # drawn from the calibration data with a fixed seed
+    calibration_rule: str = "mean-minmax"  # mean-minmax | minmax (export/calibrate.py)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -59,6 +65,12 @@ class ExportOptions:
             raise ExportError(f"--stride: must not be negative, got {self.stride}")
         if self.force and self.skip_parity:
             raise ExportError("--force and --skip-parity contradict each other: --force publishes a failed parity gate")
+        if self.calibration is not None and self.precision != "int8":
+            raise ExportError(f"--calibration: only int8 has activation scales to calibrate, not {self.precision}")
+        if self.calibration_examples < 1:
+            raise ExportError(f"--calibration-examples: must be positive, got {self.calibration_examples}")
+        if self.calibration_rule not in CALIBRATION_RULES:
+            raise ExportError(f"--calibration-rule: {self.calibration_rule!r} is not one of {', '.join(CALIBRATION_RULES)}")
         if not self.checkpoint:
             raise ExportError("CHECKPOINT: empty")
         if not self.output:

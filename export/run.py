@@ -1,4 +1,4 @@
-"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 | fp16) -> parity gate -> published model folder.
+"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration] | fp16) -> parity gate -> published folder.
 
 Nothing is written at the output path until the folder is complete: the model is built in a hidden staging folder
 beside the output (same filesystem, so the final rename is atomic), the manifest is written last, and only then is
@@ -17,7 +17,9 @@ from pathlib import Path
 
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import WindowOptions, Windows
-from spanqa.engine.core.model_folder import MODEL_FILE, Manifest, ParityReport, write_manifest
+from spanqa.engine.core.model_folder import MODEL_FILE, Calibration, Manifest, ParityReport, write_manifest
+
+from spanqa.export.calibrate import calibrate_int8, load_calibration_examples
 
 from spanqa.export.checkpoint import Checkpoint, load_checkpoint
 from spanqa.export.fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
@@ -69,13 +71,17 @@ def export_model(options: ExportOptions) -> ExportResult:
             "to write the model with parity: null"
         )
     validation = None if options.skip_parity else load_validation(options.validation)
+    calibration = None
+    if options.calibration is not None:
+        calibration = load_calibration_examples(options.calibration, options.calibration_examples)
     checkpoint = load_checkpoint(options.checkpoint, options.allow_pickle)
     _check_window_fits(checkpoint, window_options)
     probe = validation.examples if validation is not None else [QAExample("probe", "Is this a question?", "Some text.")]
     windows = prepare_windows(checkpoint.tokenizer, probe, window_options)
+    calibration_windows = None if calibration is None else prepare_windows(checkpoint.tokenizer, calibration, window_options)
 
     with staging_folder(output, "partial") as stage, staging_folder(output, "work") as work:
-        graph, signature, fused_ops = _build_graph(checkpoint, options, work)
+        graph, signature, fused_ops, calibrated = _build_graph(checkpoint, options, work, calibration_windows)
         shutil.copyfile(graph, stage / MODEL_FILE)
         checkpoint.model.config.save_pretrained(stage)
         checkpoint.tokenizer.save_pretrained(stage)
@@ -87,6 +93,10 @@ def export_model(options: ExportOptions) -> ExportResult:
             input_names=signature.input_names,
             output_names=signature.output_names,
             exporter=EXPORTER,
+            calibration=None if calibration is None else Calibration(
+                source=options.calibration, examples=len(calibration), windows=calibrated.windows,
+                rule=calibrated.rule, tensors=calibrated.tensors,
+            ),  # fmt: skip
             source_checkpoint=options.checkpoint,
             source_sha256=checkpoint.sha256,
             onnxruntime_version=_version("onnxruntime"),
@@ -101,12 +111,12 @@ def export_model(options: ExportOptions) -> ExportResult:
     return ExportResult(output, manifest, model_bytes, round(time.perf_counter() - began, 1))
 
 
-def _build_graph(
-    checkpoint: Checkpoint, options: ExportOptions, work: Path
-) -> tuple[Path, GraphSignature, dict[str, int]]:
-    """Plain export, then fusion (unless disabled), then the precision change; returns the final graph."""
+def _build_graph(checkpoint: Checkpoint, options: ExportOptions, work: Path, calibration_windows: Windows | None):
+    """Plain export, then fusion (unless disabled), then the precision change (and, for static int8, calibration).
+    Returns the final graph, its signature, its fused-operator counts and the calibration report (or None)."""
     config = checkpoint.model.config
     input_names = model_input_names(checkpoint.model, checkpoint.tokenizer)
+    calibrated = None
     graph = export_plain_onnx(checkpoint.model, work / "plain", options.opset, input_names)
     signature = graph_signature(graph)
     if signature.output_names != EXPECTED_OUTPUTS:
@@ -126,6 +136,13 @@ def _build_graph(
         after = count_fused_ops(_load(quantized))
         check_fusions_kept(counts, after, "int8 quantization")
         graph, counts = quantized, after
+        if calibration_windows is not None:
+            static = work / "int8-static.onnx"
+            calibrated = calibrate_int8(graph, static, calibration_windows, checkpoint.tokenizer.pad_token_id,
+                                        options.calibration_rule)  # fmt: skip
+            logger.info("calibrated %d activation scales on %d training windows (%s)",
+                        calibrated.tensors, calibrated.windows, calibrated.rule)  # fmt: skip
+            graph = static
     elif options.precision == "fp16":
         halved = work / "fp16.onnx"
         convert_fp16(graph, halved)
@@ -135,7 +152,7 @@ def _build_graph(
     final_signature = graph_signature(graph)
     if final_signature.input_names != signature.input_names or final_signature.output_names != signature.output_names:
         raise ExportError(f"graph rewriting changed the model's inputs/outputs: {signature} -> {final_signature}")
-    return graph, final_signature, counts
+    return graph, final_signature, counts, calibrated
 
 
 def _parity(

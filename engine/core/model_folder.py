@@ -52,6 +52,17 @@ class ParityReport:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """How a static int8 graph's activation scales were fixed (export/calibrate.py); absent: dynamic int8."""
+
+    source: str  # the training data the windows came from (never the data the model is judged on)
+    examples: int
+    windows: int
+    rule: str  # mean-minmax | minmax
+    tensors: int  # activations with fixed scales
+
+
+@dataclass(frozen=True)
 class Manifest:
     precision: str  # fp32 | int8 | fp16
     opset: int
@@ -69,6 +80,9 @@ class Manifest:
     # What made the plain graph: "torch.onnx-torchscript" now; manifests written before the field existed were all
     # made by Optimum, hence the default.
     exporter: str = "optimum"
+    # int8 only: the calibration that fixed every activation scale, so that an answer does not depend on its batch
+    # mates; None for dynamic int8 (scales measured per batch) and for fp32/fp16.
+    calibration: Calibration | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -137,6 +151,8 @@ def _manifest_from_dict(raw: dict[str, Any], path: Path) -> Manifest:
         values["output_names"] = tuple(_strings(values["output_names"], "output_names", path))
         if values.get("parity") is not None:
             values["parity"] = ParityReport(**_object(values["parity"], "parity", path))
+        if values.get("calibration") is not None:
+            values["calibration"] = Calibration(**_object(values["calibration"], "calibration", path))
         if "window" in values:
             values["window"] = WindowOptions(**_object(values["window"], "window", path))
         return Manifest(**values)
