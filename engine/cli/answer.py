@@ -87,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"most padded tokens per batch (default: {EngineOptions.max_batch_tokens})",
     )  # fmt: skip
     engine.add_argument(
+        "--workers", type=_positive_int, metavar="N",
+        help="ONNX Runtime sessions run at once, each on its own batch (default: one per core, each with one "
+        "thread; one with --threads); the answers are the same for any N. PyTorch checkpoints run one",
+    )  # fmt: skip
+    engine.add_argument(
         "--threads", type=_positive_int, metavar="N",
-        help="ONNX Runtime intra-op threads (default: one per physical core; ignored by PyTorch checkpoints)",
+        help="ONNX Runtime intra-op threads per worker (default: the cores shared out among the workers; without "
+        "--workers, one worker with N threads; ignored by PyTorch checkpoints)",
     )  # fmt: skip
     engine.add_argument(
         "--n-best", type=_positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
@@ -169,6 +175,8 @@ def engine_options(arguments: argparse.Namespace) -> EngineOptions:
         changes["max_batch_tokens"] = arguments.batch_tokens
     if arguments.threads is not None:
         changes["session"] = SessionOptions(intra_op_threads=arguments.threads)
+    if arguments.workers is not None:
+        changes["workers"] = arguments.workers
     return dataclasses.replace(defaults, **changes)
 
 
@@ -267,6 +275,8 @@ def _usage_problem(arguments: argparse.Namespace) -> str | None:
         return "--question and --context go together"
     if arguments.ray is None and (arguments.ray_actors is not None or arguments.ray_shared_input):
         return "--ray-actors and --ray-shared-input go with --ray"
+    if arguments.ray is not None and arguments.workers is not None:
+        return "--workers goes without --ray: each Ray actor runs one session on its --threads CPUs (--ray-actors)"
     if arguments.question is not None:
         if arguments.input is not None:
             return "give INPUT or --question/--context, not both"

@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from spanqa.engine.runtime.backends.base import Backend
-from spanqa.engine.runtime.backends.loading import load_model, pad_token_id
+from spanqa.engine.runtime.backends.loading import load_model, pad_token_id, worker_backends
 from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model, read_manifest
 from spanqa.engine.core.ordered_decode import OrderedDecoder
 from spanqa.engine.core.records import to_example
 from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.runtime.pool import BatchPool
 from spanqa.engine.runtime.prefetch import Prefetcher
 from spanqa.engine.runtime.results import Answer, EngineStats
 
@@ -44,7 +45,8 @@ def default_model_dir() -> Path:
 def answer_settings(model_dir: str | os.PathLike, options: EngineOptions) -> dict[str, Any]:
     """Everything that decides the answers of an engine on `model_dir` with `options`, as JSON values: the model's
     files (by content, so a copy elsewhere is the same model), the backend, device and dtype asked for, the window,
-    decoding and batching options. Thread counts are left out: the file jobs and Ray's actors choose them apart."""
+    decoding and batching options. Thread and worker counts are left out: the file jobs and Ray's actors choose them
+    apart, and a batch's answers do not depend on the session or thread that ran it."""
     folder = Path(model_dir)
     if not folder.is_dir():
         raise ModelFolderError(f"{folder}: no such model folder")
@@ -95,6 +97,8 @@ class QAEngine:
         self.model_dir = default_model_dir() if model is None else Path(model)
         loaded = load_model(self.model_dir, options)
         self.backend: Backend = loaded.backend
+        # The backends the workers run batches on (`options.workers`); the first is `backend`.
+        self.worker_backends: tuple[Backend, ...] = worker_backends(loaded, options)
         self.tokenizer = loaded.tokenizer
         self.window_options = loaded.window
         self.manifest: Manifest | None = loaded.manifest
@@ -106,7 +110,8 @@ class QAEngine:
 
     def answer(self, question: str, context: str, id: str = "0") -> Answer:
         example = to_example({"id": id, "question": question, "context": context}, 0)
-        return self._finish(self._prepare([example]))[0]
+        group = self._prepare([example])
+        return self._finish(group, ((*item, _run_batch(self.backend, item[1])) for item in group.batches))[0]
 
     def answer_many(self, records: Iterable[Record]) -> Iterator[Answer]:
         """Answers in input order, computed lazily: the iterable is read as answers are consumed, never all at once.
@@ -127,6 +132,11 @@ class QAEngine:
         model, the next `options.prefetch` groups are tokenized in a background thread. An error in a record or in
         the iterable is raised here after the answers to every record before it; abandoning the iterator (break,
         close(), garbage collection) stops the thread.
+
+        Batches run on `len(worker_backends)` workers at once (threads, `pool.BatchPool`), at most twice as many
+        batches submitted as workers, reaching into the next group at a group's end; they are decoded in the
+        caller's thread in their batching order whichever worker finished first, so the answers do not depend on
+        the number of workers. A batch's error is raised at its turn, as with one worker.
         """
         for _, answer in self.answer_pairs((None, record) for record in records):
             yield answer
@@ -137,9 +147,12 @@ class QAEngine:
         with its record's group through the pipeline, so a caller needs no bookkeeping of its own to pair them."""
         groups = iter_groups(items, self.options.lookahead, _with_example)
         handed = (([payload for payload, _ in group], [example for _, example in group]) for group in groups)
-        with Prefetcher(self._prepare_with, handed, self.options.prefetch) as prepared:
-            for payloads, group in prepared:
-                yield from zip(payloads, self._finish(group), strict=True)
+        with (
+            Prefetcher(self._prepare_with, handed, self.options.prefetch) as prepared,
+            BatchPool(self.worker_backends, _run_batch) as pool,
+        ):
+            for (payloads, group), computed in pool.run_groups(prepared, lambda item: item[1].batches):
+                yield from zip(payloads, self._finish(group, computed), strict=True)
 
     def answer_settings(self) -> dict[str, Any]:
         """What decides this engine's answers (see `answer_settings`); `qa-answer --resume` compares it."""
@@ -156,16 +169,15 @@ class QAEngine:
             self.options.max_batch_tokens, self.options.max_batch_windows,
         )  # fmt: skip
 
-    def _finish(self, group: PreparedGroup) -> list[Answer]:
+    def _finish(self, group: PreparedGroup, computed: Iterable[tuple[np.ndarray, Any, _Logits]]) -> list[Answer]:
+        """Decode a group from `computed`: each of its batches, in order, as (rows, batch, `_run_batch`'s result)."""
         # Each batch is decoded as it comes back (in window order per example, as one decode over the whole group
         # would visit it), so no logits array for every window of the group exists: a context of millions of
         # tokens costs its windows and one batch.
         num_windows = len(group.windows)
         decoder = OrderedDecoder(group.windows.example_index, len(group.examples), self.options.decode)
         infer_seconds = decode_seconds = 0.0
-        for rows, batch in group.batches:
-            started = time.perf_counter()
-            batch_start, batch_end = self.backend.run(batch)
+        for rows, batch, (batch_start, batch_end, seconds) in computed:
             expected = batch.input_ids.shape
             if batch_start.shape != expected or batch_end.shape != expected:
                 raise RuntimeError(
@@ -173,9 +185,9 @@ class QAEngine:
                     f"for a batch of shape {expected}"
                 )
             inferred = time.perf_counter()
+            infer_seconds += seconds
             # float32 whatever the graph returns: the scores (and so the tie rule) are float32 sums.
             decoder.add(rows, np.asarray(batch_start, np.float32), np.asarray(batch_end, np.float32), batch)
-            infer_seconds += inferred - started
             decode_seconds += time.perf_counter() - inferred
         started = time.perf_counter()
         answers = decoder.answers(
@@ -192,6 +204,16 @@ class QAEngine:
         stats.infer_seconds += infer_seconds
         stats.decode_seconds += decode_seconds
         return answers
+
+
+_Logits = tuple[np.ndarray, np.ndarray, float]
+
+
+def _run_batch(backend: Backend, batch) -> _Logits:
+    """A batch's start and end logits and the seconds `run` took (in a worker's thread, or the caller's)."""
+    started = time.perf_counter()
+    start_logits, end_logits = backend.run(batch)
+    return start_logits, end_logits, time.perf_counter() - started
 
 
 def _with_example(item: tuple[Payload, Record], index: int) -> tuple[Payload, QAExample]:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from spanqa.engine.core.extras import missing_extra
 from spanqa.engine.core.tokenizer import TOKENIZER_FILE, QATokenizer, TokenizerFileError
 from spanqa.engine.core.windows import WindowOptions
 from spanqa.engine.core.model_folder import MODEL_FILE, ModelFolderError, is_exported_model, read_manifest
-from spanqa.engine.runtime.backends.base import LoadedModel
-from spanqa.engine.runtime.options import EngineOptions
+from spanqa.engine.runtime.backends.base import Backend, LoadedModel
+from spanqa.engine.runtime.options import EngineOptions, worker_split
 
 _TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
@@ -44,13 +45,21 @@ def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
     tokenizer = load_tokenizer(folder, exported=True)
     window = options.window or manifest.window
     _check_window(folder, window)
+    _, threads = _onnx_split(options)
     backend = OnnxBackend(
-        folder, manifest, options.device, options.session, options.max_batch_windows, window, pad_token_id(tokenizer)
-    )
+        folder, manifest, options.device, replace(options.session, intra_op_threads=threads),
+        options.max_batch_windows, window, pad_token_id(tokenizer),
+    )  # fmt: skip
     return LoadedModel(backend, tokenizer, window, manifest)
 
 
 def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
+    if options.workers > 1:  # a usage error, said before the slow imports
+        raise ModelFolderError(
+            f"{folder}: a checkpoint folder runs on the torch backend, which runs one worker (got workers="
+            f"{options.workers}; torch's own threads use the cores): leave workers out, or export the model with "
+            "qa-export to run several ONNX Runtime sessions"
+        )
     missing = missing_extra("torch-backend")
     if missing is not None:  # before any torch import, so the message names the install instead of a module
         raise ModelFolderError(f"{folder}: a checkpoint folder runs on the torch backend, which {missing}")
@@ -62,6 +71,31 @@ def _load_torch(folder: Path, options: EngineOptions) -> LoadedModel:
     _check_window(folder, window)
     backend = TorchBackend(folder, options.device, options.torch_dtype, options.allow_pickle)
     return LoadedModel(backend, tokenizer, window, None)
+
+
+def worker_backends(loaded: LoadedModel, options: EngineOptions) -> tuple[Backend, ...]:
+    """The backends the engine's workers run on, `loaded.backend` first (how many: `runtime.options.worker_split`):
+    more sessions on the same graph with the same settings, or `loaded.backend` repeated with
+    `session.share_session`. The torch backend runs one (load_model refuses more)."""
+    if loaded.manifest is None:
+        return (loaded.backend,)
+    workers, _ = _onnx_split(options)
+    if options.session.share_session:
+        return (loaded.backend,) * workers
+    return (loaded.backend, *(loaded.backend.replica() for _ in range(workers - 1)))
+
+
+def _onnx_split(options: EngineOptions) -> tuple[int, int]:
+    """(workers, threads per worker) for an ONNX Runtime engine. A GPU counts as the device when this onnxruntime
+    build offers one that `options.device` may take (if it then fails to start, the one CPU worker keeps
+    onnxruntime's default threads, as before workers existed)."""
+    import onnxruntime
+
+    from spanqa.engine.runtime.backends.onnx_backend import GPU_PROVIDERS, choose_providers
+
+    on_gpu = choose_providers(options.device, onnxruntime.get_available_providers())[0] in GPU_PROVIDERS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return worker_split(options.workers, options.session.intra_op_threads, cores, on_gpu)
 
 
 def load_tokenizer(folder: Path, exported: bool) -> QATokenizer:
@@ -114,4 +148,4 @@ def _check_window(folder: Path, window: WindowOptions) -> None:
         )
 
 
-__all__ = ["load_model", "load_tokenizer", "pad_token_id"]
+__all__ = ["load_model", "load_tokenizer", "pad_token_id", "worker_backends"]

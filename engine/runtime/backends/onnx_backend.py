@@ -94,6 +94,8 @@ class OnnxBackend:
     ):
         import onnxruntime as ort
 
+        self._arguments = (folder, manifest, device, options, max_batch_windows, window, pad_token_id)
+        self.intra_op_threads = options.intra_op_threads  # 0: onnxruntime's choice
         self.model_path = Path(folder) / manifest.model_file
         unknown = [name for name in manifest.input_names if name not in _BATCH_FIELDS]
         if unknown:
@@ -120,6 +122,11 @@ class OnnxBackend:
             self._runner = DeviceBufferRunner(
                 self.session, self.output_names, "cuda", pad_token_id=pad_token_id, max_width=window.max_length
             )
+
+    def replica(self) -> OnnxBackend:
+        """Another session on the same graph with the same settings, for another worker: sessions share nothing,
+        so two can run batches at once without contending for one arena or one thread pool."""
+        return OnnxBackend(*self._arguments)
 
     def run(self, batch: PaddedWindows) -> tuple[np.ndarray, np.ndarray]:
         feeds = {
