@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
           "yes" if row["answers_identical_to_first"] else "NO"]
          for row in result["configurations"].values()],
     )  # fmt: skip
-    table += (f"\n\n{result['questions']} questions, {result['rounds']} rounds, configurations interleaved (order "
-              "rotated each round); ratios taken within a round.")
+    table += (f"\n\n{result['questions']} questions; {result['rounds']} round(s), configurations interleaved "
+              "(order rotated each round); ratios taken within a round.")
     report(result, table, arguments.json)
     return 0
 
