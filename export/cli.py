@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration-rule", choices=CALIBRATION_RULES, default="mean-minmax",
         help="activation ranges: mean of per-batch min/max, or the widest seen (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--skip-layer-norm", choices=("auto", "fused", "unfused"), default="auto",
+        help="residual Add + LayerNorm as one SkipLayerNormalization (fused) or two ops; auto: fused for fp16 (GPU), "
+        "unfused for fp32/int8 (CPU, where the fused kernel is slower) (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's fusions (plain graph)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing qa-export folder at --output")
     parser.add_argument("--force", action="store_true", help="publish even if parity fails (recorded as failed)")
@@ -92,6 +97,7 @@ def _export(arguments: argparse.Namespace) -> int:
             calibration=arguments.calibration,
             calibration_examples=arguments.calibration_examples,
             calibration_rule=arguments.calibration_rule,
+            fuse_skip_layer_norm={"auto": None, "fused": True, "unfused": False}[arguments.skip_layer_norm],
         )
         result = export_model(options)
     except ParityFailed as failure:  # the one-line error, then the parity figures behind it as JSON

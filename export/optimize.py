@@ -36,13 +36,19 @@ FUSED_OP_TYPES = (
 ATTENTION_OP_TYPES = ("Attention", "QAttention", "MultiHeadAttention")
 
 
-def fuse_graph(source: Path, target: Path, config, family: Family) -> dict[str, int]:
+def fuse_graph(source: Path, target: Path, config, family: Family, skip_layer_norm: bool = True) -> dict[str, int]:
     """Write the fused graph of `source` to `target`; return its fused-op counts. Raises ExportError when the
-    family is one whose every attention block should fuse and some did not."""
+    family is one whose every attention block should fuse and some did not.
+
+    `skip_layer_norm=False` leaves each residual Add + LayerNormalization as two ops instead of one
+    SkipLayerNormalization: on the CPU, ONNX Runtime 1.32's kernel for the fused op took 4.7-5.5x as long as the
+    two it replaces (BENCHMARKS.md, "Where int8 time goes"), so CPU graphs are better without it."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     num_heads, hidden_size = attention_heads_and_width(config)
+    fusion = FusionOptions("bert")
+    fusion.enable_skip_layer_norm = fusion.enable_bias_skip_layer_norm = skip_layer_norm
     try:
         optimized = optimize_model(
             str(source),
@@ -51,7 +57,7 @@ def fuse_graph(source: Path, target: Path, config, family: Family) -> dict[str, 
             # silently fails (onnxruntime#10359).
             num_heads=num_heads,
             hidden_size=hidden_size,
-            optimization_options=FusionOptions("bert"),
+            optimization_options=fusion,
             # Python fusions only: ORT's own graph optimizations run again when a session loads the model, and
             # saving their output would tie the file to the provider that optimized it.
             opt_level=0,

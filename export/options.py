@@ -50,6 +50,9 @@ class ExportOptions:
     # int8 only: training data (anything load_examples reads) whose windows fix every activation scale (static int8,
     # export/calibrate.py); None: dynamic int8, whose answers depend on their batch mates.
     calibration: str | None = None
+    # Fuse each residual Add + LayerNormalization into SkipLayerNormalization: None = only for fp16 (a GPU graph);
+    # fp32 and int8 graphs are for the CPU, where the fused kernel is the slower (export/optimize.py).
+    fuse_skip_layer_norm: bool | None = None
     calibration_examples: int = 256  # drawn from the calibration data with a fixed seed
     calibration_rule: str = "mean-minmax"  # mean-minmax | minmax (export/calibrate.py)
 

@@ -125,7 +125,10 @@ def _build_graph(checkpoint: Checkpoint, options: ExportOptions, work: Path, cal
     logger.info("exported %s (opset %d, inputs %s)", checkpoint.family.model_type, signature.opset, inputs)
     if options.optimize:
         fused = work / "fused.onnx"
-        counts = fuse_graph(graph, fused, config, checkpoint.family)
+        skip_layer_norm = options.fuse_skip_layer_norm
+        if skip_layer_norm is None:
+            skip_layer_norm = options.precision == "fp16"
+        counts = fuse_graph(graph, fused, config, checkpoint.family, skip_layer_norm)
         logger.info("fused: %s", ", ".join(f"{op} {n}" for op, n in counts.items() if n) or "nothing")
         graph = fused
     else:

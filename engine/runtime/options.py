@@ -40,6 +40,11 @@ class SessionOptions:
     # Off by default: in benchmarks/results/session_split.json it was no faster (2 x 1 threads: 1.07x over 1 x 2
     # median, 0.94-1.53 round to round, against 1.07-1.14 for a session each).
     share_session: bool = False
+    # On the CPU, ONNX Runtime's own SkipLayerNormFusion is switched off, so that the Add + LayerNormalization that
+    # qa-export leaves unfused in CPU graphs stay so: on this project's machine, ONNX Runtime 1.32's CPU
+    # SkipLayerNormalization kernel took 4.7-5.5x as long as the two ops it replaces, and the static int8 graph ran
+    # 1.27x faster without it (BENCHMARKS.md, "Where int8 time goes"). Graphs fused at export keep their fused nodes.
+    cpu_skip_layer_norm_fusion: bool = False
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0 or self.inter_op_threads < 0:

@@ -114,7 +114,8 @@ class OnnxBackend:
         gpu_options = {CUDA: {"device_id": 0}}
         if TENSORRT in wanted:
             gpu_options[TENSORRT] = _tensorrt_options(manifest, max_batch_windows, window)
-        self.session = _open_session(self.model_path, session_options(options), wanted, gpu_options, device)
+        disabled = () if options.cpu_skip_layer_norm_fusion or wanted[0] != CPU else ("SkipLayerNormFusion",)
+        self.session = _open_session(self.model_path, session_options(options), wanted, gpu_options, device, disabled)
         self.providers = tuple(self.session.get_providers())
         self._input_types = _check_graph(self.session, self.input_names, self.output_names, self.model_path)
         self._runner = None
@@ -224,7 +225,9 @@ class DeviceBufferRunner:
         return inputs, outputs
 
 
-def _open_session(model_path: Path, settings, providers: list[str], gpu_options: dict, device: str):
+def _open_session(
+    model_path: Path, settings, providers: list[str], gpu_options: dict, device: str, disabled: tuple[str, ...] = ()
+):
     """Open the session on the wanted providers. A GPU provider that is offered but fails to start means one warning
     and the CPU under device="auto", and a DeviceError when the device was forced; a graph the CPU cannot load
     either is a ModelFolderError naming the file."""
@@ -233,7 +236,9 @@ def _open_session(model_path: Path, settings, providers: list[str], gpu_options:
     with_options = [(name, gpu_options[name]) if name in gpu_options else name for name in providers]
     try:
         # enable_fallback=0: onnxruntime's own fallback prints to stdout, which may be the caller's output stream.
-        session = ort.InferenceSession(str(model_path), settings, providers=with_options, enable_fallback=0)
+        session = ort.InferenceSession(
+            str(model_path), settings, providers=with_options, enable_fallback=0, disabled_optimizers=list(disabled)
+        )
         failure = None
     except Exception as error:  # noqa: BLE001 - InvalidProtobuf, Fail, NoSuchFile, EP errors: sorted out below
         session, failure = None, error
@@ -243,7 +248,9 @@ def _open_session(model_path: Path, settings, providers: list[str], gpu_options:
         raise _model_error(model_path, failure)
     if session is None:
         try:
-            session = ort.InferenceSession(str(model_path), settings, providers=[CPU], enable_fallback=0)
+            session = ort.InferenceSession(
+                str(model_path), settings, providers=[CPU], enable_fallback=0, disabled_optimizers=list(disabled)
+            )
         except Exception as error:  # noqa: BLE001 - the CPU cannot load it either: the file is at fault
             raise _model_error(model_path, error) from None
     reason = str(failure) if failure is not None else "onnxruntime did not enable it (its error log above says why)"
