@@ -2,8 +2,9 @@
 through its torch backend (fp32 on the CPU, fp16 on CUDA), with the engine's default batching.
 
 Stage times are the engine's own `EngineStats` (tokenize runs in a background thread, overlapped with the model, so
-the three stages can add up to more than the wall time); batch latencies come from wrapping `engine.backend.run`,
-one call per padded batch.
+the three stages can add up to more than the wall time); batch latencies come from wrapping every worker's
+`backend.run` (`engine.worker_backends`: the engine may run several ONNX Runtime sessions at once), one call per
+padded batch, summed over the workers.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ class SpanqaRunner:
                          "lookahead": options.lookahead, "prefetch": options.prefetch}  # fmt: skip
         self.settings["providers"] = list(getattr(self.engine.backend, "providers", ()))
         if backend == "onnx":
-            self.settings["intra_op_threads"] = options.session.intra_op_threads or "onnxruntime default"
+            self.settings["workers"] = len(self.engine.worker_backends)
+            threads = getattr(self.engine.backend, "intra_op_threads", 0)  # per worker
+            self.settings["intra_op_threads"] = threads or "onnxruntime default"
         manifest = self.engine.manifest
         if manifest is not None:
             self.settings["onnx_precision"] = manifest.precision
@@ -42,19 +45,38 @@ class SpanqaRunner:
 
     def run(self, examples: list[QAExample]) -> PassResult:
         engine, clock = self.engine, StageClock()
-        backend_run = engine.backend.run
-        engine.backend.run = clock.timed("model", backend_run, batch_shape=lambda padded: tuple(padded.input_ids.shape))
+        calls: list[tuple[float, tuple[int, int]]] = []  # (seconds, batch shape) per model call, from every worker
+        backends = list({id(backend): backend for backend in engine.worker_backends}.values())
+        for backend in backends:
+            backend.run = _recorded(backend.run, calls)
         before = _stats_snapshot(engine)
         started = time.perf_counter()
         try:
             answers = [answer.answer for answer in engine.answer_many(examples)]
         finally:
-            del engine.backend.run  # back to the class's method
+            for backend in backends:
+                del backend.run  # back to the class's method
         seconds = time.perf_counter() - started
+        for elapsed, shape in calls:  # into the clock here, in one thread
+            clock.add("model", elapsed)
+            clock.batch_seconds.append(elapsed)
+            clock.batch_shapes.append(shape)
         after = _stats_snapshot(engine)
         for stage in ("tokenize", "infer", "decode"):
             clock.seconds[stage] = after[f"{stage}_seconds"] - before[f"{stage}_seconds"]
         return PassResult.from_clock(seconds, clock, answers)
+
+
+def _recorded(run, calls: list):
+    """`run` timed: each call appends one (seconds, batch shape) tuple, a single append, safe from any thread."""
+
+    def timed_run(batch):
+        started = time.perf_counter()
+        result = run(batch)
+        calls.append((time.perf_counter() - started, tuple(batch.input_ids.shape)))
+        return result
+
+    return timed_run
 
 
 def export_spanqa(checkpoint: str, output: Path, precision: str) -> None:
