@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=defaults.work_dir, help="exports and worker logs (default: %(default)s)")
     parser.add_argument("--onnx-fp32", help="existing qa-export fp32 folder for spanqa-fp32 (default: export)")
     parser.add_argument("--onnx-int8", help="existing qa-export int8 folder for spanqa-int8 (default: export)")
+    parser.add_argument(
+        "--calibration", metavar="DATA",
+        help="training data: spanqa-int8 is exported as static int8 calibrated on it (default: dynamic int8)",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="timed passes per system and round")
     parser.add_argument("--rounds", type=int, default=defaults.rounds, help="fresh processes per system")
     parser.add_argument("--warmup-questions", type=int, default=defaults.warmup_questions)
@@ -91,6 +95,7 @@ def bench_options(arguments: argparse.Namespace) -> BenchOptions:
             warmup_questions=arguments.warmup_questions, batch_sizes=batch_sizes,
             search_questions=arguments.search_questions, reference=arguments.reference,
             ceiling=not arguments.no_ceiling, micro=arguments.micro, train_data=arguments.train_data,
+            calibration=arguments.calibration,
             engine_overrides={name: getattr(arguments, f"spanqa_{name}") for name in ENGINE_OVERRIDES
                               if getattr(arguments, f"spanqa_{name}") is not None},
         )  # fmt: skip

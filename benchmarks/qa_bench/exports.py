@@ -52,11 +52,13 @@ def checkpoint_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_export(kind: str, checkpoint: Path, work_dir: Path, fingerprint: str) -> str:
-    """The export `kind` of the checkpoint, made once and reused while the checkpoint's fingerprint is the same."""
+def cached_export(kind: str, checkpoint: Path, work_dir: Path, fingerprint: str, calibration: str | None = None) -> str:
+    """The export `kind` of the checkpoint, made once and reused while the checkpoint's fingerprint (and for
+    spanqa-int8 the calibration data) is the same."""
     folder = work_dir / kind
     marker = work_dir / f"{kind}.source.json"
-    source = {"checkpoint": str(checkpoint), "sha256": fingerprint}
+    calibration = calibration if kind == SPANQA_INT8 else None
+    source = {"checkpoint": str(checkpoint), "sha256": fingerprint, "calibration": calibration}
     if folder.is_dir() and marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == source:
         print(f"{PROGRAM}: reusing {folder}", file=sys.stderr)
         return str(folder)
@@ -70,7 +72,7 @@ def cached_export(kind: str, checkpoint: Path, work_dir: Path, fingerprint: str)
     else:
         from spanqa.benchmarks.qa_bench.systems.spanqa import export_spanqa
 
-        export_spanqa(str(checkpoint), folder, "int8" if kind == SPANQA_INT8 else "fp32")
+        export_spanqa(str(checkpoint), folder, "int8" if kind == SPANQA_INT8 else "fp32", calibration)
     marker.write_text(json.dumps(source), encoding="utf-8")  # only after the export is complete and in place
     print(f"{PROGRAM}: exported {kind} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return str(folder)
@@ -89,7 +91,7 @@ def prepare_models(
             paths[kind] = given[kind]
             continue
         try:
-            paths[kind] = cached_export(kind, checkpoint, work_dir, fingerprint)
+            paths[kind] = cached_export(kind, checkpoint, work_dir, fingerprint, options.calibration)
         except Exception as error:  # one failed export must not cost the other systems their run
             failures[kind] = f"export failed: {type(error).__name__}: {error}".splitlines()[0]
             print(f"{PROGRAM}: {failures[kind]}", file=sys.stderr)

@@ -31,6 +31,8 @@ class BenchOptions:
     ceiling: bool = True
     micro: bool = False
     train_data: str | None = None  # for the training-throughput micro-benchmark
+    # Training data for spanqa-int8's export: static int8 calibrated on it (qa-export --calibration); None: dynamic
+    calibration: str | None = None
     worker_timeout: int = 3 * 3600
     # EngineOptions fields set for the spanqa systems (max_batch_tokens, max_batch_windows, lookahead); empty: defaults
     engine_overrides: dict[str, int] = field(default_factory=dict)

@@ -149,6 +149,8 @@ def run_bench(options: BenchOptions) -> BenchReport:
     options = replace(options, **onnx)
     if options.train_data and not Path(options.train_data).is_file():
         raise BenchInputError(f"--train-data {options.train_data}: no such file")
+    if options.calibration and not Path(options.calibration).exists():
+        raise BenchInputError(f"--calibration {options.calibration}: no such file")
     device = _resolve_device(options.device)
     try:
         systems = resolve_systems(options.systems, device)

@@ -368,3 +368,21 @@ def test_the_package_runs_as_a_module():
     finished = subprocess.run([sys.executable, "-m", "spanqa.benchmarks.qa_bench", "--help"], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.startswith("usage: qa-bench ") and "--spanqa-max-batch-tokens" in finished.stdout
+
+
+def test_spanqa_int8_export_is_static_with_calibration_data_and_cached_by_it(tiny_model, tmp_path, monkeypatch):
+    calls = []
+
+    def fake_export(checkpoint, folder, precision, calibration=None):
+        calls.append((precision, calibration))
+        folder.mkdir(exist_ok=True)
+
+    import spanqa.benchmarks.qa_bench.systems.spanqa as spanqa_system
+
+    monkeypatch.setattr(spanqa_system, "export_spanqa", fake_export)
+    fingerprint = exports.checkpoint_fingerprint(tiny_model)
+    exports.cached_export("spanqa-int8", tiny_model, tmp_path, fingerprint, "train.jsonl")
+    exports.cached_export("spanqa-int8", tiny_model, tmp_path, fingerprint, "train.jsonl")  # reused
+    exports.cached_export("spanqa-int8", tiny_model, tmp_path, fingerprint, None)  # dynamic: a different model
+    exports.cached_export("spanqa-fp32", tiny_model, tmp_path, fingerprint, "train.jsonl")  # fp32 ignores it
+    assert calls == [("int8", "train.jsonl"), ("int8", None), ("fp32", None)]

@@ -79,10 +79,12 @@ def _recorded(run, calls: list):
     return timed_run
 
 
-def export_spanqa(checkpoint: str, output: Path, precision: str) -> None:
-    """qa-export as a library, with its defaults (fusions, parity gate on its built-in sample). It stages the
-    folder and publishes it whole, so an interrupted export never looks finished."""
+def export_spanqa(checkpoint: str, output: Path, precision: str, calibration: str | None = None) -> None:
+    """qa-export as a library, with its defaults (fusions, parity gate on its built-in sample), and for int8 the
+    calibration data if there is one (static int8). It stages the folder and publishes it whole, so an interrupted
+    export never looks finished."""
     from spanqa.export.options import ExportOptions
     from spanqa.export.run import export_model
 
-    export_model(ExportOptions(checkpoint=checkpoint, output=str(output), precision=precision, overwrite=True))
+    export_model(ExportOptions(checkpoint=checkpoint, output=str(output), precision=precision, overwrite=True,
+                               calibration=calibration))  # fmt: skip
