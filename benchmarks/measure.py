@@ -68,14 +68,19 @@ class Budget:
             parser.error(f"--budgets: expected token counts or one-window, got {text!r}")
 
 
-def make_engine(model: str | None, budget: Budget | None = None, threads: int = 0, spinning: bool = False):
-    """QAEngine on the CPU (model None: the shipped int8 model) with the batching and session settings given."""
+def make_engine(
+    model: str | None, budget: Budget | None = None, threads: int = 0, spinning: bool = False, workers: int = 1
+):
+    """QAEngine on the CPU (model None: the shipped int8 model) with the batching and session settings given. One
+    session (workers=1) by default: these scripts time `engine.backend.run`, which is that one session."""
     from dataclasses import replace
 
     from spanqa.engine.runtime.engine import QAEngine
     from spanqa.engine.runtime.options import EngineOptions, SessionOptions
 
-    options = EngineOptions(device="cpu", session=SessionOptions(intra_op_threads=threads, allow_spinning=spinning))
+    options = EngineOptions(
+        device="cpu", workers=workers, session=SessionOptions(intra_op_threads=threads, allow_spinning=spinning)
+    )
     if budget is not None:
         options = replace(options, max_batch_tokens=budget.max_batch_tokens, max_batch_windows=budget.max_batch_windows)
     return QAEngine(model, options=options)

@@ -27,8 +27,10 @@ from spanqa.benchmarks.engine_overhead import prepared_groups
 from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, make_engine, markdown_table, report
 from spanqa.benchmarks.op_trace import GROUP_NOTES, GROUPS, OTHER, scale_nodes, summarise_trace
 
+CPU = "CPUExecutionProvider"
 
-def optimized_graph(model_path: Path, settings_for, scratch: Path):
+
+def optimized_graph(model_path: Path, settings_for, scratch: Path, disabled: tuple[str, ...] = ()):
     """The graph ONNX Runtime runs (after its fusions), written by a session with the engine's settings."""
     import onnx
     import onnxruntime as ort
@@ -36,7 +38,7 @@ def optimized_graph(model_path: Path, settings_for, scratch: Path):
     settings = settings_for()
     scratch.mkdir(parents=True, exist_ok=True)
     settings.optimized_model_filepath = str(scratch / "optimized.onnx")
-    ort.InferenceSession(str(model_path), settings, providers=["CPUExecutionProvider"])
+    ort.InferenceSession(str(model_path), settings, providers=[CPU], disabled_optimizers=list(disabled))
     return onnx.load(settings.optimized_model_filepath).graph
 
 
@@ -54,19 +56,20 @@ class Profiled:
 def open_profiled(folder: str, examples: list, threads: int, scratch: Path) -> Profiled:
     import onnxruntime as ort
 
-    from spanqa.engine.runtime.backends.onnx_backend import session_options
+    from spanqa.engine.runtime.backends.onnx_backend import disabled_optimizers, session_options
 
     engine = make_engine(folder, threads=threads)
     if engine.manifest is None:
         raise ValueError(f"{folder}: not a qa-export folder (no manifest.json); op_profile profiles ONNX models")
     batches = [batch for group in prepared_groups(engine, examples) for _, batch in group.batches]
-    graph = optimized_graph(engine.backend.model_path, lambda: session_options(engine.options.session), scratch)
+    disabled = disabled_optimizers(engine.options.session, CPU)  # as the engine's own session
+    graph = optimized_graph(engine.backend.model_path, lambda: session_options(engine.options.session), scratch, disabled)
     settings = session_options(engine.options.session)
     settings.enable_profiling = True
     settings.profile_file_prefix = str(scratch / "trace")
     # The engine's backend keeps its feeds and checks; only the session under it now profiles.
-    engine.backend.session = ort.InferenceSession(str(engine.backend.model_path), settings,
-                                                  providers=["CPUExecutionProvider"])  # fmt: skip
+    engine.backend.session = ort.InferenceSession(str(engine.backend.model_path), settings, providers=[CPU],
+                                                  disabled_optimizers=list(disabled))  # fmt: skip
     return Profiled(str(folder), engine, batches, graph)
 
 

@@ -77,6 +77,12 @@ def session_options(options: SessionOptions):
     return settings
 
 
+def disabled_optimizers(options: SessionOptions, provider: str) -> tuple[str, ...]:
+    """ONNX Runtime graph optimizers the engine switches off on `provider` (SessionOptions.cpu_skip_layer_norm_fusion
+    says why)."""
+    return () if options.cpu_skip_layer_norm_fusion or provider != CPU else ("SkipLayerNormFusion",)
+
+
 class OnnxBackend:
     """`run(batch)` feeds the graph exactly the inputs the manifest names and returns float32 start/end logits."""
 
@@ -114,7 +120,7 @@ class OnnxBackend:
         gpu_options = {CUDA: {"device_id": 0}}
         if TENSORRT in wanted:
             gpu_options[TENSORRT] = _tensorrt_options(manifest, max_batch_windows, window)
-        disabled = () if options.cpu_skip_layer_norm_fusion or wanted[0] != CPU else ("SkipLayerNormFusion",)
+        disabled = disabled_optimizers(options, wanted[0])
         self.session = _open_session(self.model_path, session_options(options), wanted, gpu_options, device, disabled)
         self.providers = tuple(self.session.get_providers())
         self._input_types = _check_graph(self.session, self.input_names, self.output_names, self.model_path)
