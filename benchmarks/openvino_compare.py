@@ -3,20 +3,21 @@ each runtime's answers, in one process.
 
     python -m spanqa.benchmarks.openvino_compare --limit 1000 --repeats 5 \\
         --system ort-int8 ort engine/models/minilm-l6-squad-int8 --system ov-f32 ov-f32 FP32_DIR \\
-        [--system LABEL KIND DIR ...] [--threads 2] [--json out.json] [--markdown out.md]
+        [--system LABEL KIND DIR ...] [--workers 1 --threads 2] [--json out.json] [--markdown out.md]
 
 KIND is `ort` (the engine's OnnxBackend with the engine's session options), `ov-f32` / `ov-bf16` (OpenVINO reading
 the same model.onnx, its CPU plugin told to compute in that precision; bf16 is its own default on CPUs with AMX or
 AVX512-BF16), or `ov-nncf-f32` / `ov-nncf-bf16` (the graph made static int8 by NNCF post-training quantization,
 its activation ranges calibrated on TRAINING windows, never dev). The first --system is the reference every ratio
-is taken against. OpenVINO has no conversion for ORT's QAttention / QEmbedLayerNormalization, so it cannot load a
-fused int8 export; it does load fused fp32 exports and plain (`qa-export --no-optimize`) ones, int8 included.
+is taken against; the ov kinds need `pip install 'spanqa[openvino]'`, the nncf ones also `pip install nncf`.
+OpenVINO has no conversion for ORT's QAttention / QEmbedLayerNormalization, so it cannot load a fused int8 export;
+it does load fused fp32 exports and plain (`qa-export --no-optimize`) ones, int8 included.
 
-Each system answers the questions once through `QAEngine.answer_many` (warm-up, and the answers scored); then
+Each system answers the questions once (warm-up; the engine's batches, its decoder, the answers scored); then
 `repeats` rounds time `backend.run` over exactly the engine's batches, tokenized beforehand, the order of systems
 rotated every round. Ratios are per round (reference seconds / system seconds), so they hold on a loaded machine.
-The rule for making OpenVINO the CPU default: >= 1.2x the reference's questions/s (median of the per-round ratios)
-with F1 no more than --f1-tolerance below the reference's.
+The rule for making OpenVINO the CPU default: >= 1.2x the reference's questions/s (median of the per-round ratios,
+and no round slower than the reference) with F1 no more than --f1-tolerance below the reference's.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spanqa.benchmarks.engine_overhead import model_only, prepared_groups
-from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, markdown_table, report, squad_folder, timed
+from spanqa.benchmarks.engine_overhead import prepared_groups
+from spanqa.benchmarks.measure import (
+    add_data_arguments, load_questions, machine_note, markdown_table, report, squad_folder, timed,
+)  # fmt: skip
 
 TRAIN_FILE = "train-v1.1.reconstructed.json.gz"
 # kind -> (runtime, OpenVINO inference precision, NNCF static int8)
@@ -74,35 +77,11 @@ def parse_systems(parser: argparse.ArgumentParser, specs: list[list[str]]) -> li
     return systems
 
 
-class OpenVinoRunner:
-    """`run(batch)` as the engine's backends offer it, on an OpenVINO model compiled for the CPU with dynamic shapes."""
-
-    name = "openvino"
-
-    def __init__(self, model, input_names: tuple[str, ...], output_names: tuple[str, ...], config: dict):
-        import openvino as ov
-
-        self.input_names, self.output_names = input_names, output_names
-        self.providers = ("CPU",)
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
-        self._request = self.compiled.create_infer_request()
-
-    def run(self, batch) -> tuple[np.ndarray, np.ndarray]:
-        outputs = self._request.infer({name: getattr(batch, name) for name in self.input_names})
-        start, end = (np.asarray(outputs[self.compiled.output(name)], dtype=np.float32) for name in self.output_names)
-        return start, end
-
-
-def openvino_config(threads: int, precision: str) -> dict:
-    """One stream, one request at a time (how the engine calls a backend), on as many threads as ORT gets."""
-    return {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-            "INFERENCE_PRECISION_HINT": precision}  # fmt: skip
-
-
 def calibration_feeds(engine, examples: list) -> list[dict[str, np.ndarray]]:
     """The engine's own batches of these (training) questions, as model inputs."""
     names = engine.backend.input_names
-    return [{name: getattr(batch, name) for name in names} for group in prepared_groups(engine, examples) for _, batch in group.batches]
+    batches = (batch for group in prepared_groups(engine, examples) for _, batch in group.batches)
+    return [{name: getattr(batch, name) for name in names} for batch in batches]
 
 
 def nncf_int8(model, feeds: list[dict[str, np.ndarray]]):
@@ -112,33 +91,60 @@ def nncf_int8(model, feeds: list[dict[str, np.ndarray]]):
     return nncf.quantize(model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
 
 
-def open_system(system: System, threads: int, calibration: list | None):
-    """A CPU QAEngine on the folder; for OpenVINO its backend is replaced by an OpenVinoRunner on the same graph, so
-    tokenizing, batching and decoding stay the engine's own."""
+def open_system(system: System, threads: int, calibration: list | None, workers: int = 1):
+    """(engine, backends, details): a CPU QAEngine on the folder, on ONNX Runtime, whose tokenizer and batching cut
+    the batches, and the `workers` backends that run them (`threads` each): that engine's own OnnxBackends, or
+    OpenVinoBackends on the same graph forced to the system's precision."""
     from spanqa.engine.runtime.engine import QAEngine
     from spanqa.engine.runtime.options import EngineOptions, SessionOptions
 
-    engine = QAEngine(system.folder, options=EngineOptions(device="cpu", session=SessionOptions(intra_op_threads=threads)))
+    session = SessionOptions(intra_op_threads=threads)
+    options = EngineOptions(device="cpu", backend="onnx", workers=workers, session=session)
+    engine = QAEngine(system.folder, options=options)
     info: dict = {"runtime": system.runtime, "kind": system.kind, "folder": system.folder}
-    if system.runtime == "openvino":
-        import openvino as ov
+    if system.runtime == "onnxruntime":
+        return engine, engine.worker_backends, info
+    import openvino as ov
 
-        model = ov.Core().read_model(str(engine.backend.model_path))
-        if system.nncf:
-            feeds = calibration_feeds(engine, calibration or [])
-            model, reading = timed(lambda: nncf_int8(model, feeds))
-            info.update(calibration_batches=len(feeds), quantize_seconds=round(reading.wall_seconds, 1))
-        config = openvino_config(threads, system.precision)
-        backend = engine.backend
-        engine.backend = OpenVinoRunner(model, backend.input_names, backend.output_names, config)
-        info.update(config=config, openvino_version=ov.__version__)
-    return engine, info
+    from spanqa.engine.runtime.backends.openvino_backend import OpenVinoBackend
+
+    model = None
+    if system.nncf:
+        feeds = calibration_feeds(engine, calibration or [])
+        source = ov.Core().read_model(str(engine.backend.model_path))
+        model, reading = timed(lambda: nncf_int8(source, feeds))
+        info.update(calibration_batches=len(feeds), quantize_seconds=round(reading.wall_seconds, 1))
+    backend = OpenVinoBackend(system.folder, engine.manifest, session, system.precision, model)
+    info.update(config=backend.config, openvino_version=ov.__version__)
+    return engine, (backend, *(backend.replica() for _ in range(workers - 1))), info
 
 
-def answer_scores(engine, examples: list) -> tuple[dict, list[str]]:
+def run_batches(backends: tuple, groups: list) -> None:
+    """Every batch, on the backends at once as the engine's workers run them (runtime.pool.BatchPool)."""
+    from spanqa.engine.runtime.pool import BatchPool
+
+    with BatchPool(backends, lambda backend, batch: backend.run(batch)) as pool:
+        for _ in pool.run(batch for group in groups for _, batch in group.batches):
+            pass
+
+
+def group_answers(backend, group, decode) -> list[str]:
+    """A group's answers as QAEngine makes them: each batch's logits handed to the engine's OrderedDecoder in batching
+    order, then its answers."""
+    from spanqa.engine.core.ordered_decode import OrderedDecoder
+
+    decoder = OrderedDecoder(group.windows.example_index, len(group.examples), decode)
+    for rows, batch in group.batches:
+        decoder.add(rows, *backend.run(batch), batch)
+    examples = group.examples
+    answers = decoder.answers([example.context for example in examples], ids=[example.id for example in examples])
+    return [answer.answer for answer in answers]
+
+
+def answer_scores(engine, backend, groups: list, examples: list) -> tuple[dict, list[str]]:
     from spanqa.engine.evaluation.scoring import evaluate
 
-    answers = [answer.answer for answer in engine.answer_many(examples)]
+    answers = [answer for group in groups for answer in group_answers(backend, group, engine.options.decode)]
     scores = evaluate(examples, {example.id: answer for example, answer in zip(examples, answers, strict=True)})
     return {"exact_match": scores.exact_match, "f1": scores.f1}, answers
 
@@ -183,21 +189,25 @@ def decide(rows: dict, reference: str, min_speedup: float, f1_tolerance: float) 
             "systems": verdicts, "winner": winner}  # fmt: skip
 
 
-def measure(systems: list[System], examples: list, repeats: int, threads: int, calibration: list | None) -> dict:
-    engines, rows, groups, reference_answers = {}, {}, {}, None
+def measure(
+    systems: list[System], examples: list, repeats: int, threads: int, calibration: list | None, workers: int = 1
+) -> dict:
+    runners, rows, groups, reference_answers = {}, {}, {}, None
     for system in systems:
-        engine, info = open_system(system, threads, calibration)
-        scores, answers = answer_scores(engine, examples)  # also the warm-up: shapes compiled, pools started
+        engine, backends, info = open_system(system, threads, calibration, workers)
+        prepared = prepared_groups(engine, examples)
+        scores, answers = answer_scores(engine, backends[0], prepared, examples)  # a batch's answers: any worker's
+        run_batches(backends, prepared)  # warm-up of every worker (shapes compiled, pools started)
         if reference_answers is None:
             reference_answers = answers
         same = sum(ours == theirs for ours, theirs in zip(answers, reference_answers, strict=True))
         rows[system.label] = {**info, **scores, "answers_identical_to_reference": 100.0 * same / len(examples)}
-        engines[system.label], groups[system.label] = engine, prepared_groups(engine, examples)
-    walls: dict[str, list[float]] = {label: [] for label in engines}
-    cpus: dict[str, list[float]] = {label: [] for label in engines}
+        runners[system.label], groups[system.label] = backends, prepared
+    walls: dict[str, list[float]] = {label: [] for label in runners}
+    cpus: dict[str, list[float]] = {label: [] for label in runners}
     for round_index in range(repeats):
-        for label in rotated(list(engines), round_index):
-            _, reading = timed(lambda: model_only(engines[label], groups[label]))
+        for label in rotated(list(runners), round_index):
+            _, reading = timed(lambda: run_batches(runners[label], groups[label]))
             walls[label].append(reading.wall_seconds)
             cpus[label].append(reading.cpu_seconds)
     timings = summarize(walls, cpus, len(examples), systems[0].label)
@@ -222,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"a runtime on a qa-export folder; KIND is one of {', '.join(KINDS)}; the first is the "
                              "reference")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for each runtime (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="backends running batches at once, as the engine's workers (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker (default: %(default)s)")
     parser.add_argument("--calibration", default=str(squad_folder() / TRAIN_FILE),
                         help="training questions for NNCF's calibration (default: $SPANQA_SQUAD_DIR/%s)" % TRAIN_FILE)
     parser.add_argument("--calibration-questions", type=int, default=256, help="(default: %(default)s)")
@@ -232,17 +244,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", help="also write the table and the command here")
     arguments = parser.parse_args(argv)
     systems = parse_systems(parser, arguments.system)
-    if arguments.repeats < 1 or arguments.threads < 1:
-        parser.error("--repeats and --threads must be >= 1")
+    if min(arguments.repeats, arguments.threads, arguments.workers) < 1:
+        parser.error("--repeats, --workers and --threads must be >= 1")
     examples = load_questions(arguments.data, arguments.limit)
     calibration = None
     if any(system.nncf for system in systems):
         calibration = load_questions(arguments.calibration, arguments.calibration_questions)
-    rows = measure(systems, examples, arguments.repeats, arguments.threads, calibration)
+    rows = measure(systems, examples, arguments.repeats, arguments.threads, calibration, arguments.workers)
     verdict = decide(rows, systems[0].label, arguments.min_speedup, arguments.f1_tolerance)
     result = {"benchmark": "openvino_compare", "questions": len(examples), "repeats": arguments.repeats,
-              "threads": arguments.threads, "machine": machine_note(), "systems": rows, "decision": verdict}  # fmt: skip
-    text = table(rows) + f"\n\nrule: >= {arguments.min_speedup}x at F1 within {arguments.f1_tolerance}; winner: {verdict['winner']}"
+              "workers": arguments.workers, "threads": arguments.threads, "machine": machine_note(), "systems": rows,
+              "decision": verdict}  # fmt: skip
+    rule = f"rule: >= {arguments.min_speedup}x at F1 within {arguments.f1_tolerance}; winner: {verdict['winner']}"
+    text = f"{table(rows)}\n\n{rule}"
     report(result, text, arguments.json)
     if arguments.markdown:
         command = "python -m spanqa.benchmarks.openvino_compare " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -14,7 +14,7 @@ from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.core.windows import WindowOptions
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
-BACKENDS = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "openvino", "torch")
 TORCH_DTYPES = ("auto", "fp32", "fp16", "bf16")
 GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 
@@ -58,7 +58,7 @@ class SessionOptions:
 @dataclass(frozen=True)
 class EngineOptions:
     device: str = "auto"  # auto | cpu | cuda | tensorrt
-    backend: str = "auto"  # auto | onnx | torch (auto: onnx for a qa-export folder, torch for a checkpoint)
+    backend: str = "auto"  # auto | onnx | openvino | torch (auto: onnx for a qa-export folder, torch for a checkpoint)
     torch_dtype: str = "auto"  # torch backend: fp32 | fp16 | bf16 (autocast); auto = fp16 on CUDA, fp32 on CPU
     # A batch holds at most this many padded tokens (rows x its longest row) and this many windows.
     max_batch_tokens: int = 1024

@@ -1,6 +1,7 @@
 """Open a model folder as a backend plus its tokenizer and window options.
 
-A qa-export folder (manifest.json) runs on ONNX Runtime, a transformers checkpoint on torch; both offer
+A qa-export folder (manifest.json) runs on ONNX Runtime (or, asked for with backend="openvino", on OpenVINO), a
+transformers checkpoint on torch; all offer
 `run(PaddedWindows) -> (start_logits, end_logits)` as float32 numpy arrays [rows, width]. The tokenizer comes from
 the folder's tokenizer.json through the tokenizers library, so an exported folder loads without transformers or torch.
 """
@@ -35,6 +36,8 @@ def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedMo
         kind = "onnx" if is_exported_model(folder) or (folder / MODEL_FILE).is_file() else "torch"
     if kind == "onnx":
         return _load_onnx(folder, options)
+    if kind == "openvino":
+        return _load_openvino(folder, options)
     return _load_torch(folder, options)
 
 
@@ -50,6 +53,27 @@ def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
         folder, manifest, options.device, replace(options.session, intra_op_threads=threads),
         options.max_batch_windows, window, pad_token_id(tokenizer),
     )  # fmt: skip
+    return LoadedModel(backend, tokenizer, window, manifest)
+
+
+def _load_openvino(folder: Path, options: EngineOptions) -> LoadedModel:
+    """A qa-export folder's model.onnx on OpenVINO's CPU plugin (the [openvino] extra), threads split as for ONNX
+    Runtime."""
+    from spanqa.engine.runtime.backends.base import DeviceError
+
+    missing = missing_extra("openvino", ["openvino"])
+    if missing is not None:
+        raise ModelFolderError(f"{folder}: backend openvino {missing}")
+    if options.device not in ("auto", "cpu"):
+        raise DeviceError(f"device {options.device!r}: the openvino backend runs on the CPU only")
+    from spanqa.engine.runtime.backends.openvino_backend import OpenVinoBackend
+
+    manifest = read_manifest(folder)
+    tokenizer = load_tokenizer(folder, exported=True)
+    window = options.window or manifest.window
+    _check_window(folder, window)
+    _, threads = _onnx_split(replace(options, device="cpu"))
+    backend = OpenVinoBackend(folder, manifest, replace(options.session, intra_op_threads=threads))
     return LoadedModel(backend, tokenizer, window, manifest)
 
 
