@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, markdown_table, report
+from spanqa.benchmarks.measure import REPO_ROOT, add_data_arguments, load_questions, machine_note, markdown_table, report
 
 REFERENCE = "fp32-fused"
 MAX_F1_DROP = 0.5
@@ -75,6 +75,18 @@ def choose_winner(rows: Mapping[str, Mapping[str, Any]], reference: str = REFERE
         and (not require_independent or row["identical_percent"] == 100.0)
     ]  # fmt: skip
     return max(candidates, key=lambda label: rows[label]["speedup_median"], default=None)
+
+
+def repo_relative(value: Any, root: Path = REPO_ROOT) -> Any:
+    """`value` (nested dicts/lists of strings included) with absolute paths under the repository's parent written
+    relative to the repository, as the other results name them: the JSON carries no machine paths."""
+    if isinstance(value, dict):
+        return {key: repo_relative(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(item, root) for item in value]
+    if isinstance(value, str):
+        return value.replace(f"{root}/", "").replace(f"{root.parent}/", "../")
+    return value
 
 
 # ---- building the variants ----
@@ -145,9 +157,9 @@ def _dynamic_per_tensor(context: BuildContext, sources: list[Path], target: Path
 
     from spanqa.export.quantize import OP_TYPES_TO_QUANTIZE, infer_types
 
-    quantize_dynamic(infer_types(onnx.load(sources[0]), sources[0]), target, op_types_to_quantize=list(OP_TYPES_TO_QUANTIZE),
-                     per_channel=False, reduce_range=False, weight_type=QuantType.QInt8,
-                     extra_options={"MatMulConstBOnly": True})  # fmt: skip
+    typed = infer_types(onnx.load(sources[0]), sources[0])
+    quantize_dynamic(typed, target, op_types_to_quantize=list(OP_TYPES_TO_QUANTIZE), per_channel=False,
+                     reduce_range=False, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})  # fmt: skip
 
 
 def _static(quant_format: str) -> Callable:
@@ -166,7 +178,8 @@ def _static(quant_format: str) -> Callable:
             def get_next(self):
                 return next(self._feeds, None)
 
-        quantize_static(infer_types(onnx.load(sources[0]), sources[0]), target, TrainingWindows(context.calibration_feeds),
+        typed = infer_types(onnx.load(sources[0]), sources[0])
+        quantize_static(typed, target, TrainingWindows(context.calibration_feeds),
                         quant_format=getattr(QuantFormat, quant_format), op_types_to_quantize=["MatMul", "Gather"],
                         per_channel=True, reduce_range=False, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": False})  # fmt: skip
@@ -455,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"identical at {INDEPENDENCE_BUDGETS[0]} and {INDEPENDENCE_BUDGETS[1]} tokens per batch",
               "winner": winner, "fastest_within_f1_drop": fastest_within_f1,
               "variants": {label: {**build, **rows.get(label, {})} for label, build in built.items()}}  # fmt: skip
+    result = repo_relative(result)
     table = results_table(rows, built)
     table += f"\n\nwinner (F1 drop <= {MAX_F1_DROP}, batch-independent): {winner or 'none'}; "
     table += f"fastest with F1 drop <= {MAX_F1_DROP} regardless of batching: {fastest_within_f1 or 'none'}"

@@ -112,3 +112,13 @@ def test_tiny_model_builds_measures_and_records_a_failed_variant(tiny_onnx, tmp_
     assert reference["identical_percent"] == 100.0 and reference["repeatable_across_rounds"]
     assert len(reference["round_seconds"]) == 2 and measured["batches"]["questions"] == len(examples)
     assert 0.0 <= measured["variants"]["dyn-qattention"]["f1"] <= 100.0
+
+
+def test_results_name_paths_relative_to_the_repository(tmp_path):
+    root = tmp_path / "main"
+    result = {"command": f"x --checkpoint {tmp_path}/runs/ckpt --json {root}/benchmarks/results/r.json",
+              "variants": {"a": {"folder": f"{tmp_path}/runs/a", "f1": 80.0}}, "list": [f"{root}/engine"]}
+    assert iv.repo_relative(result, root) == {
+        "command": "x --checkpoint ../runs/ckpt --json benchmarks/results/r.json",
+        "variants": {"a": {"folder": "../runs/a", "f1": 80.0}}, "list": ["engine"],
+    }  # fmt: skip
