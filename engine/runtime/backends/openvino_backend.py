@@ -5,10 +5,11 @@ OpenVINO reads the ONNX file itself, fused fp32 exports included (it converts OR
 EmbedLayerNormalization, SkipLayerNormalization and BiasGelu), but it has no conversion for QAttention or
 QEmbedLayerNormalization, so the fused int8 export (the shipped model) stays on ONNX Runtime. Where the CPU has
 bf16 units (AMX, AVX512-BF16) the plugin computes in bf16 by default, and that is where it wins: in
-benchmarks/results/openvino_compare*.json an fp32 export on OpenVINO in bf16 answered 1.29x and 1.50x (median of
-interleaved rounds, two runs) as many questions per second as ONNX Runtime on the shipped int8 model, at F1 85.50
-against 83.80 on 500 dev questions; forced to f32 it ran at ONNX Runtime fp32's speed, about half the int8 model's.
-It is not chosen by backend="auto": the shipped model cannot run on it, and answers in bf16 are not fp32's.
+benchmarks/results/openvino_compare*.json an fp32 export on OpenVINO in bf16 answered 1.29x and 1.50x (1 worker x 2
+threads) and 2.11x (2 x 1, the engine's default split) as many questions per second as ONNX Runtime on the shipped
+int8 model (medians of interleaved rounds), at F1 85.50 against 83.80 on 500 dev questions; forced to f32 it ran at
+ONNX Runtime fp32's speed, about half the int8 model's. It is not chosen by backend="auto": the shipped model
+cannot run on it, the win needs bf16 hardware, and bf16 answers are not fp32's.
 
 openvino is imported when a backend is made, not when this module is, so that importing the engine stays cheap.
 """
