@@ -14,7 +14,8 @@ What it reads (the layout qa-export's fused int8 graphs have, see export/quantiz
 - QAttention per layer: the packed [hidden, 3 * hidden] query/key/value weight and its fp32 bias;
 - MatMulInteger per dense layer, named by the exporter after the module (`/bert/encoder/layer.3/output/dense/...`,
   under `/model` for qa-export's own exporter, which wraps the model);
-- the fp32 biases and LayerNorm weights held by SkipLayerNormalization, BiasGelu and the QA head's Add.
+- the fp32 biases and LayerNorm weights held by SkipLayerNormalization (or, unfused, LayerNormalization and the
+  dense layers' bias Adds), BiasGelu and the QA head's Add.
 Anything else (an unfused graph, another family) is refused with the reason rather than half-converted.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 _DENSE = re.compile(r"^(?:/model)?/(?P<module>bert/encoder/layer\.\d+/(?:attention/output|intermediate|output)/dense|qa_outputs)/MatMul_quant$")
+_DENSE_BIAS_ADD = re.compile(r"^(?:/model)?/(?P<module>bert/encoder/layer\.\d+/(?:attention/output|output)/dense)/Add$")
 _QA_HEAD_ADD = re.compile(r"^(?:/model)?/qa_outputs/Add$")
 _ATTENTION = re.compile(r"^Attention_(?P<layer>\d+)_quant$")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
@@ -72,21 +74,30 @@ def dequantized_state_dict(model_path: Path, num_layers: int) -> dict[str, np.nd
         elif node.op_type == "MatMulInteger" and (match := _DENSE.match(node.name)):
             module = match["module"].replace("/", ".")
             state[f"{module}.weight"] = dequantize(node.input[1].removesuffix("_quantized"), zero_point_axis=1).T.copy()
-    # The fp32 parameters, found by position because the exporter may rename them: each layer has two
-    # SkipLayerNormalizations (after attention, after the feed-forward block), in graph order, holding the LayerNorm's
-    # weight and bias and the preceding dense layer's bias; each BiasGelu holds the intermediate dense bias; the QA
-    # head's bias is the constant [2] operand of the Add after its MatMul.
-    skips = [node for node in graph.node if node.op_type == "SkipLayerNormalization"]
+    # The fp32 parameters, found by position because the exporter may rename them: each layer has two residual
+    # layer norms (after attention, after the feed-forward block), in graph order, either fused (SkipLayerNormalization
+    # holds the LayerNorm's weight and bias and the preceding dense layer's bias) or not (LayerNormalization holds the
+    # weight and bias, and the dense layer's bias is the constant operand of its own Add); each BiasGelu holds the
+    # intermediate dense bias; the QA head's bias is the constant [2] operand of the Add after its MatMul.
+    norms = [node for node in graph.node if node.op_type in ("SkipLayerNormalization", "LayerNormalization")]
     gelus = [node for node in graph.node if node.op_type == "BiasGelu"]
-    if len(skips) != 2 * num_layers or len(gelus) != num_layers:
+    if len(norms) != 2 * num_layers or len(gelus) != num_layers:
         raise NotDequantizable(
-            f"{model_path}: {len(skips)} SkipLayerNormalization and {len(gelus)} BiasGelu nodes, expected "
+            f"{model_path}: {len(norms)} residual layer norms and {len(gelus)} BiasGelu nodes, expected "
             f"{2 * num_layers} and {num_layers}; not a fused int8 BERT QA graph this module can read"
         )
-    for index, node in enumerate(skips):
+    for index, node in enumerate(norms):
         prefix = f"bert.encoder.layer.{index // 2}." + ("attention.output" if index % 2 == 0 else "output")
-        state[f"{prefix}.LayerNorm.weight"], state[f"{prefix}.LayerNorm.bias"] = tensors[node.input[2]], tensors[node.input[3]]
-        state[f"{prefix}.dense.bias"] = tensors[node.input[4]]
+        state[f"{prefix}.LayerNorm.weight"], state[f"{prefix}.LayerNorm.bias"] = (
+            (tensors[node.input[2]], tensors[node.input[3]]) if node.op_type == "SkipLayerNormalization"
+            else (tensors[node.input[1]], tensors[node.input[2]])
+        )  # fmt: skip
+        if node.op_type == "SkipLayerNormalization":
+            state[f"{prefix}.dense.bias"] = tensors[node.input[4]]
+    for node in graph.node:
+        if node.op_type == "Add" and (match := _DENSE_BIAS_ADD.match(node.name)):
+            module = match["module"].replace("/", ".")
+            state[f"{module}.bias"] = next(tensors[name] for name in node.input if name in tensors)
     for layer, node in enumerate(gelus):
         state[f"bert.encoder.layer.{layer}.intermediate.dense.bias"] = tensors[node.input[1]]
     for node in graph.node:

@@ -182,9 +182,18 @@ def run_parity(
 ) -> ParityReport:
     import onnxruntime
 
+    from spanqa.engine.runtime.backends.onnx_backend import disabled_optimizers, session_options
+    from spanqa.engine.runtime.options import SessionOptions
+
     reference = torch_logits(model, tokenizer, windows, batch_size)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if precision == "fp16" else ["CPUExecutionProvider"]
-    session = onnxruntime.InferenceSession(str(graph), providers=providers)
+    # The session the engine opens (its settings, and the optimizers it switches off on the CPU), so that the gate
+    # measures the computation qa-answer will run, not one ONNX Runtime would fuse differently.
+    engine_session = SessionOptions()
+    session = onnxruntime.InferenceSession(
+        str(graph), session_options(engine_session), providers=providers,
+        disabled_optimizers=list(disabled_optimizers(engine_session, providers[0])),
+    )  # fmt: skip
     if session.get_providers()[0] != providers[0]:
         # onnxruntime-gpu lists CUDA even where no GPU can be used, and then falls back to the CPU quietly.
         raise ExportError(f"the parity gate needs {providers[0]}, but ONNX Runtime could not use it here")

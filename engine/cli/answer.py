@@ -19,7 +19,7 @@ from spanqa.engine.jobs.options import AnswerFileOptions
 from spanqa.engine.jobs.targets import ERRORS_SUFFIX, SETTINGS_SUFFIX, check_targets
 from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, run_command
 from spanqa.engine.core.decoder import DecodeOptions
-from spanqa.engine.runtime.options import DEVICES, EngineOptions, SessionOptions
+from spanqa.engine.runtime.options import BACKENDS, DEVICES, EngineOptions, SessionOptions
 
 PROGRAM = "qa-answer"
 LOCAL_RAY = "local"  # --ray without an address
@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the shipped int8 model)",
     )  # fmt: skip
     engine.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default: %(default)s)")
+    engine.add_argument(
+        "--backend", choices=BACKENDS, default="auto",
+        help="auto: ONNX Runtime for a qa-export folder, PyTorch for a checkpoint; openvino runs an fp32 qa-export "
+        "folder on OpenVINO (pip install 'spanqa[openvino]'; bf16 where the CPU has it) (default: %(default)s)",
+    )  # fmt: skip
     engine.add_argument(
         "--batch-tokens", type=_positive_int, metavar="N",
         help=f"most padded tokens per batch (default: {EngineOptions.max_batch_tokens})",
@@ -170,7 +175,8 @@ def engine_options(arguments: argparse.Namespace) -> EngineOptions:
         decode = dataclasses.replace(decode, null_threshold=arguments.null_threshold)
     if arguments.max_answer_length is not None:
         decode = dataclasses.replace(decode, max_answer_length=arguments.max_answer_length)
-    changes: dict[str, Any] = {"device": arguments.device, "decode": decode, "allow_pickle": arguments.allow_pickle}
+    changes: dict[str, Any] = {"device": arguments.device, "backend": arguments.backend, "decode": decode,
+                               "allow_pickle": arguments.allow_pickle}  # fmt: skip
     if arguments.batch_tokens is not None:
         changes["max_batch_tokens"] = arguments.batch_tokens
     if arguments.threads is not None:

@@ -42,8 +42,9 @@ class SessionOptions:
     share_session: bool = False
     # On the CPU, ONNX Runtime's own SkipLayerNormFusion is switched off, so that the Add + LayerNormalization that
     # qa-export leaves unfused in CPU graphs stay so: on this project's machine, ONNX Runtime 1.32's CPU
-    # SkipLayerNormalization kernel took 4.7-5.5x as long as the two ops it replaces, and the static int8 graph ran
-    # 1.27x faster without it (BENCHMARKS.md, "Where int8 time goes"). Graphs fused at export keep their fused nodes.
+    # SkipLayerNormalization kernel took 4.7-5.5x as long as the two ops it replaces, and the static int8 model's time
+    # fell by 12% without it (benchmarks/op_profile.py, BENCHMARKS.md "Where int8 time goes"). Graphs fused at export
+    # keep their fused nodes.
     cpu_skip_layer_norm_fusion: bool = False
 
     def __post_init__(self) -> None:

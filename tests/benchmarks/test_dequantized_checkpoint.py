@@ -33,15 +33,17 @@ def exports(distinct_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("dequantize")
     common = dict(precision="int8", skip_parity=True)
     int8 = export_model(ExportOptions(str(distinct_model), str(root / "int8"), **common)).output
+    fused = export_model(ExportOptions(str(distinct_model), str(root / "fused"), fuse_skip_layer_norm=True, **common))
     plain = export_model(ExportOptions(str(distinct_model), str(root / "plain"), optimize=False, **common)).output
-    return int8, plain
+    return {"layer-norm": int8, "skip-layer-norm": fused.output, "plain": plain}
 
 
-def test_every_weight_comes_back_within_its_quantization_step(exports, distinct_model, tmp_path):
+@pytest.mark.parametrize("form", ["layer-norm", "skip-layer-norm"])
+def test_every_weight_comes_back_within_its_quantization_step(form, exports, distinct_model, tmp_path):
     from safetensors.numpy import load_file
     from transformers import AutoModelForQuestionAnswering
 
-    rebuilt = write_checkpoint(exports[0], tmp_path / "checkpoint")
+    rebuilt = write_checkpoint(exports[form], tmp_path / "checkpoint")
     original = {name: tensor.detach().numpy() for name, tensor in
                 AutoModelForQuestionAnswering.from_pretrained(distinct_model).state_dict().items()}  # fmt: skip
     weights = load_file(rebuilt / "model.safetensors")
@@ -63,4 +65,4 @@ def test_every_weight_comes_back_within_its_quantization_step(exports, distinct_
 
 def test_a_graph_of_another_layout_is_refused_with_the_reason(exports, tmp_path):
     with pytest.raises(NotDequantizable, match="not a fused int8 BERT QA graph"):
-        write_checkpoint(exports[1], tmp_path / "checkpoint")
+        write_checkpoint(exports["plain"], tmp_path / "checkpoint")

@@ -5,12 +5,14 @@ A backend offers `run(PaddedWindows) -> (start_logits, end_logits)` as float32 n
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from spanqa.engine.core.model_folder import Manifest
+from spanqa.engine.core.model_folder import Manifest, ModelFolderError
 from spanqa.engine.core.windows import PaddedWindows, WindowOptions
 
 
@@ -32,3 +34,25 @@ class LoadedModel:
     tokenizer: Any  # a spanqa.engine.core.tokenizer.QATokenizer (read from the folder, no transformers)
     window: WindowOptions
     manifest: Manifest | None  # None for a checkpoint folder
+
+
+def check_graph_names(
+    input_names: Sequence[str], output_names: Sequence[str], graph_inputs: Collection[str],
+    graph_outputs: Collection[str], model_path: Path, input_count: int | None = None,
+) -> None:  # fmt: skip
+    """The manifest's input names must be the graph's inputs (`input_count` of them; default: one per name in
+    `graph_inputs`, where a runtime gives a port several names it is the number of ports), and its two output names
+    among its outputs; otherwise a ModelFolderError naming the manifest."""
+    manifest = model_path.parent / "manifest.json"
+    count = len(graph_inputs) if input_count is None else input_count
+    if not set(input_names) <= set(graph_inputs) or count != len(input_names):
+        raise ModelFolderError(
+            f"{manifest}: input_names {list(input_names)} do not match the inputs of {model_path.name} "
+            f"({sorted(graph_inputs)})"
+        )
+    missing = [name for name in output_names if name not in graph_outputs]
+    if missing or len(output_names) != 2:
+        raise ModelFolderError(
+            f"{manifest}: output_names must name the start and end logits among the outputs of {model_path.name} "
+            f"({sorted(graph_outputs)}); got {list(output_names)}"
+        )

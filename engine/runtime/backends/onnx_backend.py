@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spanqa.engine.runtime.backends.base import DeviceError
+from spanqa.engine.runtime.backends.base import DeviceError, check_graph_names
 from spanqa.engine.core.windows import PaddedWindows, WindowOptions
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError
 from spanqa.engine.runtime.options import SessionOptions
@@ -120,8 +120,7 @@ class OnnxBackend:
         gpu_options = {CUDA: {"device_id": 0}}
         if TENSORRT in wanted:
             gpu_options[TENSORRT] = _tensorrt_options(manifest, max_batch_windows, window)
-        disabled = disabled_optimizers(options, wanted[0])
-        self.session = _open_session(self.model_path, session_options(options), wanted, gpu_options, device, disabled)
+        self.session = _open_session(self.model_path, options, wanted, gpu_options, device)
         self.providers = tuple(self.session.get_providers())
         self._input_types = _check_graph(self.session, self.input_names, self.output_names, self.model_path)
         self._runner = None
@@ -231,19 +230,19 @@ class DeviceBufferRunner:
         return inputs, outputs
 
 
-def _open_session(
-    model_path: Path, settings, providers: list[str], gpu_options: dict, device: str, disabled: tuple[str, ...] = ()
-):
+def _open_session(model_path: Path, options: SessionOptions, providers: list[str], gpu_options: dict, device: str):
     """Open the session on the wanted providers. A GPU provider that is offered but fails to start means one warning
     and the CPU under device="auto", and a DeviceError when the device was forced; a graph the CPU cannot load
     either is a ModelFolderError naming the file."""
     import onnxruntime as ort
 
+    settings = session_options(options)
     with_options = [(name, gpu_options[name]) if name in gpu_options else name for name in providers]
+    disabled = list(disabled_optimizers(options, providers[0]))
     try:
         # enable_fallback=0: onnxruntime's own fallback prints to stdout, which may be the caller's output stream.
         session = ort.InferenceSession(
-            str(model_path), settings, providers=with_options, enable_fallback=0, disabled_optimizers=list(disabled)
+            str(model_path), settings, providers=with_options, enable_fallback=0, disabled_optimizers=disabled
         )
         failure = None
     except Exception as error:  # noqa: BLE001 - InvalidProtobuf, Fail, NoSuchFile, EP errors: sorted out below
@@ -255,7 +254,8 @@ def _open_session(
     if session is None:
         try:
             session = ort.InferenceSession(
-                str(model_path), settings, providers=[CPU], enable_fallback=0, disabled_optimizers=list(disabled)
+                str(model_path), settings, providers=[CPU], enable_fallback=0,
+                disabled_optimizers=list(disabled_optimizers(options, CPU)),
             )
         except Exception as error:  # noqa: BLE001 - the CPU cannot load it either: the file is at fault
             raise _model_error(model_path, error) from None
@@ -278,18 +278,7 @@ def _model_error(model_path: Path, error: BaseException | None) -> ModelFolderEr
 def _check_graph(session, input_names: Sequence[str], output_names: Sequence[str], model_path: Path) -> dict:
     graph_inputs = {item.name: item.type for item in session.get_inputs()}
     graph_outputs = {item.name for item in session.get_outputs()}
-    manifest = model_path.parent / "manifest.json"
-    if set(graph_inputs) != set(input_names):
-        raise ModelFolderError(
-            f"{manifest}: input_names {list(input_names)} do not match the inputs of {model_path.name} "
-            f"({sorted(graph_inputs)})"
-        )
-    missing = [name for name in output_names if name not in graph_outputs]
-    if missing or len(output_names) != 2:
-        raise ModelFolderError(
-            f"{manifest}: output_names must name the start and end logits among the outputs of {model_path.name} "
-            f"({sorted(graph_outputs)}); got {list(output_names)}"
-        )
+    check_graph_names(input_names, output_names, graph_inputs, graph_outputs, model_path)
     types = {}
     for name, onnx_type in graph_inputs.items():
         if onnx_type not in ("tensor(int64)", "tensor(int32)"):

@@ -24,6 +24,7 @@ import numpy as np
 
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError
 from spanqa.engine.core.windows import PaddedWindows
+from spanqa.engine.runtime.backends.base import check_graph_names
 from spanqa.engine.runtime.options import SessionOptions
 
 # Conversions OpenVINO's ONNX frontend lacks; a graph holding one runs on ONNX Runtime only.
@@ -95,18 +96,7 @@ class OpenVinoBackend:
 def _check_names(model, input_names: tuple[str, ...], output_names: tuple[str, ...], model_path: Path) -> None:
     graph_inputs = {name for port in model.inputs for name in port.get_names()}
     graph_outputs = {name for port in model.outputs for name in port.get_names()}
-    manifest = model_path.parent / "manifest.json"
-    if not set(input_names) <= graph_inputs or len(model.inputs) != len(input_names):
-        raise ModelFolderError(
-            f"{manifest}: input_names {list(input_names)} do not match the inputs of {model_path.name} "
-            f"({sorted(graph_inputs)})"
-        )
-    missing = [name for name in output_names if name not in graph_outputs]
-    if missing or len(output_names) != 2:
-        raise ModelFolderError(
-            f"{manifest}: output_names must name the start and end logits among the outputs of {model_path.name} "
-            f"({sorted(graph_outputs)}); got {list(output_names)}"
-        )
+    check_graph_names(input_names, output_names, graph_inputs, graph_outputs, model_path, len(model.inputs))
 
 
 def _model_error(model_path: Path, error: BaseException) -> ModelFolderError:

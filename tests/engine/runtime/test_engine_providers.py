@@ -10,6 +10,7 @@ import pytest
 
 from spanqa.engine import DeviceError, ModelFolderError
 from spanqa.engine.runtime.backends.onnx_backend import CPU, CUDA, TENSORRT, _open_session, _tensorrt_options, choose_providers
+from spanqa.engine.runtime.options import SessionOptions
 
 ALL = [TENSORRT, CUDA, "AzureExecutionProvider", CPU]
 
@@ -45,9 +46,11 @@ class FakeSession:
     corrupt = False
     opened: list = []
 
-    def __init__(self, path, settings, providers, enable_fallback):
+    def __init__(self, path, settings, providers, enable_fallback, disabled_optimizers=()):
         assert enable_fallback == 0, "onnxruntime's own fallback prints to stdout"
         names = [provider[0] if isinstance(provider, tuple) else provider for provider in providers]
+        # The CPU's SkipLayerNormFusion is switched off there only (SessionOptions.cpu_skip_layer_norm_fusion).
+        assert list(disabled_optimizers) == (["SkipLayerNormFusion"] if names[0] == "CPUExecutionProvider" else [])
         FakeSession.opened.append(names)
         if FakeSession.corrupt:
             raise RuntimeError("[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model failed")
@@ -67,7 +70,7 @@ def fake_ort(monkeypatch):
 
 
 def _open(providers, device):
-    return _open_session(Path("model.onnx"), None, providers, {CUDA: {"device_id": 0}}, device)
+    return _open_session(Path("model.onnx"), SessionOptions(), providers, {CUDA: {"device_id": 0}}, device)
 
 
 def test_working_gpu_provider_is_used(fake_ort, caplog):

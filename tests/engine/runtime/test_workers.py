@@ -257,8 +257,8 @@ def test_torch_backend_refuses_several_workers_and_runs_one_by_default(tiny_mode
 
 
 def test_qa_answer_output_bytes_do_not_depend_on_workers(tmp_path):
-    """The shipped dynamic-int8 model (whose answers do depend on their batch mates): the same bytes with 1 and 2
-    workers, and the same settings file, so a run may be resumed with another --workers."""
+    """The shipped model: the same bytes with 1 and 2 workers, and the same settings file, so a run may be resumed
+    with another --workers."""
     questions = tmp_path / "questions.jsonl"
     questions.write_bytes(b"".join(sample_questions_path().read_bytes().splitlines(keepends=True)[:64]))
     outputs = {}
