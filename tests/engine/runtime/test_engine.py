@@ -180,8 +180,9 @@ def test_stats_count_work_and_padding(tiny_onnx):
     assert engine.stats.examples == 0
 
 
-def test_a_bad_record_fails_after_the_answers_before_it(tiny_onnx):
-    engine = engine_for(tiny_onnx, lookahead=4)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_bad_record_fails_after_the_answers_before_it(tiny_onnx, workers):
+    engine = engine_for(tiny_onnx, lookahead=4, workers=workers)
     records = [(e.question, e.context) for e in make_examples(10, seed=7)]
     records[6] = {"question": "no context here"}
     received = []

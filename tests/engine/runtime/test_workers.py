@@ -14,7 +14,7 @@ import pytest
 
 from spanqa.engine import EngineOptions, QAEngine, SessionOptions, WindowOptions
 from spanqa.engine.cli.answer import main
-from spanqa.engine.core.data import DataFormatError, QAExample, sample_questions_path
+from spanqa.engine.core.data import QAExample, sample_questions_path
 from spanqa.engine.core.model_folder import ModelFolderError
 from spanqa.engine.runtime.options import worker_split
 from spanqa.engine.runtime.pool import BatchPool
@@ -209,15 +209,7 @@ def test_a_failing_batch_surfaces_as_with_one_worker(tiny_onnx):
     assert not worker_threads()
 
 
-def test_a_bad_record_fails_after_the_answers_before_it_with_several_workers(tiny_onnx):
-    engine = engine_for(tiny_onnx, workers=2, lookahead=4)
-    records = [(example.question, example.context) for example in make_examples(10)]
-    records[6] = {"question": "no context here"}
-    received = []
-    with pytest.raises(DataFormatError, match=r'record 7: missing field "context"'):
-        for answer in engine.answer_many(records):
-            received.append(answer.id)
-    assert received == [1, 2, 3, 4, 5, 6]
+# A bad record with several workers: test_engine.py's test_a_bad_record_fails_after_the_answers_before_it[2].
 
 
 def test_abandoning_or_interrupting_answer_many_stops_the_workers(tiny_onnx):
