@@ -28,9 +28,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
+from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import PaddedWindows, Windows
 from spanqa.export.options import ExportError
+from spanqa.export.parity import read_examples
 
 CalibrationRule = Literal["mean-minmax", "minmax"]  # the names are ExportOptions' CALIBRATION_RULES
 CALIBRATION_SEED = 0  # which training examples calibrate is fixed, so an export can be repeated exactly
@@ -48,14 +49,7 @@ def load_calibration_examples(source: str, count: int) -> list[QAExample]:
     """`count` examples drawn from `source` (all of them if it has fewer), the same ones on every run."""
     import random
 
-    try:
-        examples = load_examples(source, split="train")
-    except DataFormatError as error:
-        raise ExportError(f"--calibration: {error}") from None
-    except OSError as error:
-        raise ExportError(f"--calibration: {source}: {error.strerror or error}") from None
-    if not examples:
-        raise ExportError(f"--calibration: {source}: holds no questions")
+    examples = read_examples("--calibration", source, split="train")
     if len(examples) <= count:
         return examples
     return random.Random(CALIBRATION_SEED).sample(examples, count)

@@ -52,14 +52,7 @@ def load_validation(source: str | None) -> ValidationSet:
         name, where = BUILT_IN_SAMPLE, str(path)
     else:
         name = where = source
-    try:
-        examples = load_examples(where)
-    except DataFormatError as error:
-        raise ExportError(f"--validation: {error}") from None
-    except OSError as error:
-        raise ExportError(f"--validation: {where}: {error.strerror or error}") from None
-    if not examples:
-        raise ExportError(f"--validation: {where}: holds no questions")
+    examples = read_examples("--validation", where)
     unanswered = [example.id for example in examples if not example.answer_texts and not example.is_impossible]
     if unanswered:
         raise ExportError(
@@ -67,6 +60,19 @@ def load_validation(source: str | None) -> ValidationSet:
             "the parity gate scores EM/F1 and needs them"
         )
     return ValidationSet(name, examples)
+
+
+def read_examples(flag: str, source: str, split: str = "validation") -> list[QAExample]:
+    """The questions of the data a flag names; every problem, an empty file included, an ExportError naming it."""
+    try:
+        examples = load_examples(source, split=split)
+    except DataFormatError as error:
+        raise ExportError(f"{flag}: {error}") from None
+    except OSError as error:
+        raise ExportError(f"{flag}: {source}: {error.strerror or error}") from None
+    if not examples:
+        raise ExportError(f"{flag}: {source}: holds no questions")
+    return examples
 
 
 def length_sorted_batches(

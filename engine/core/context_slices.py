@@ -99,9 +99,9 @@ class SlicedContext:
     def __len__(self) -> int:
         return len(self.starts)
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return self.stops - self.starts + self.template.special_length
+    def window_length(self, window: int) -> int:
+        """Tokens in window `window`: its context tokens inside the template."""
+        return int(self.stops[window] - self.starts[window]) + self.template.special_length
 
     def fill(self, window: int, ids: np.ndarray, type_ids: np.ndarray, offsets: np.ndarray) -> tuple[int, int] | None:
         """Write window `window` into the given rows; return its first and last context token positions (None when

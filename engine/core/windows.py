@@ -205,7 +205,7 @@ def _can_slice(tokenizer: QATokenizer, slice_chars: int | None) -> bool:
 def _source_length(source: _Source) -> int:
     if isinstance(source, tuple):
         sliced, number = source
-        return int(sliced.stops[number] - sliced.starts[number]) + sliced.template.special_length
+        return sliced.window_length(number)
     return len(source.ids)
 
 
