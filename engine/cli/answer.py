@@ -30,8 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description=(
             'Answer questions with an extractive QA model. INPUT has one {"id", "question", "context"} JSON object '
-            "per line (plain or .gz; - reads stdin). Each valid line gets one output line, in input order: the "
-            "answer's fields (id, answer, score, start, end, is_impossible, n_best with --n-best) and then the "
+            'per line (plain or .gz; - reads stdin); "contexts": [passage, ...] instead of "context" asks the '
+            'question of several passages (each a string or a {"text", "id"} object) and answers from the best of '
+            "them. Each valid line gets one output line, in input order: the answer's fields (id, answer, score, "
+            "start, end, is_impossible, passage for several passages, top_answers with --top-k, n_best with "
+            "--n-best) and then the "
             "input's other fields except question and context, so gold \"answers\" pass through. Bad lines are "
             "skipped and listed in the errors file. When the input carries gold answers, the summary on stderr "
             "includes the official SQuAD EM/F1. With --question and --context, answers one question and prints "
@@ -73,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     single = parser.add_argument_group("answering one question")
     single.add_argument("--question", metavar="Q", help="the question (with --context; INPUT is not given)")
-    single.add_argument("--context", metavar="C", help="the passage that holds the answer")
+    single.add_argument(
+        "--context", metavar="C", action="append",
+        help="the passage that holds the answer; give it several times to answer from the best of several passages",
+    )  # fmt: skip
 
     engine = parser.add_argument_group("model and engine")
     engine.add_argument(
@@ -108,8 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     engine.add_argument(
         "--null-threshold", type=float, metavar="X",
-        help="SQuAD v2: answer nothing when the no-answer score beats the best span's by more than X "
-        "(default: always answer, as for SQuAD v1; write a negative X as --null-threshold=-X)",
+        help="SQuAD v2: answer nothing when the no-answer score beats the best span's by more than X (over all "
+        "the passages of a multi-passage line) (default: always answer, as for SQuAD v1; write a negative X as "
+        "--null-threshold=-X)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--top-k", type=_positive_int, metavar="K",
+        help="add the K best answers, without duplicates or overlapping spans, as \"top_answers\" (each with "
+        f"answer, score, start, end and passage for several passages) (default: {DecodeOptions.top_k}: the best only)",
+    )  # fmt: skip
+    engine.add_argument(
+        "--align-to-words", action=argparse.BooleanOptionalAction, default=None,
+        help="widen answers that start or end inside a word to the whole word (never in text written without "
+        f"spaces, such as Chinese or Thai) (default: {'on' if DecodeOptions.align_to_words else 'off'})",
     )  # fmt: skip
     engine.add_argument(
         "--max-answer-length", type=_positive_int, metavar="TOKENS",
@@ -175,6 +192,10 @@ def engine_options(arguments: argparse.Namespace) -> EngineOptions:
         decode = dataclasses.replace(decode, null_threshold=arguments.null_threshold)
     if arguments.max_answer_length is not None:
         decode = dataclasses.replace(decode, max_answer_length=arguments.max_answer_length)
+    if arguments.top_k is not None:
+        decode = dataclasses.replace(decode, top_k=arguments.top_k)
+    if arguments.align_to_words is not None:
+        decode = dataclasses.replace(decode, align_to_words=arguments.align_to_words)
     changes: dict[str, Any] = {"device": arguments.device, "backend": arguments.backend, "decode": decode,
                                "allow_pickle": arguments.allow_pickle}  # fmt: skip
     if arguments.batch_tokens is not None:
@@ -249,11 +270,14 @@ def _answer_file_on_ray(
 
 
 def _answer_one(arguments: argparse.Namespace, options: EngineOptions) -> int:
-    for flag, value in (("--question", arguments.question), ("--context", arguments.context)):
+    for flag, value in (("--question", arguments.question), *(("--context", each) for each in arguments.context)):
         if not value.strip():
             raise CommandError(f"{flag} is empty")
     engine = _load_engine(arguments.model, options)
-    answer = engine.answer(arguments.question, arguments.context)
+    if len(arguments.context) == 1:
+        answer = engine.answer(arguments.question, arguments.context[0])
+    else:
+        answer = engine.answer(arguments.question, contexts=arguments.context)
     print(json.dumps(answer.to_dict(), ensure_ascii=False))
     return EXIT_OK
 

@@ -50,15 +50,17 @@ ErrorCallback = Callable[[DataFormatError], None]
 
 
 def load_examples(
-    source: str | os.PathLike, split: str = "validation", on_error: ErrorCallback | None = None
-) -> list[QAExample]:
+    source: str | os.PathLike, split: str = "validation", on_error: ErrorCallback | None = None,
+    *, passages: bool = False,
+) -> list[QAExample]:  # fmt: skip
     """Load every example from a SQuAD JSON file, a JSONL file or a Hugging Face dataset name.
 
-    With `on_error`, bad records are reported to it and skipped instead of raising (see the module docstring)."""
+    With `on_error`, bad records are reported to it and skipped instead of raising (see the module docstring).
+    `passages`: JSONL may hold multi-passage records (records rule 6; qa-eval scores them), refused otherwise."""
     path = Path(source)
     if path.is_file():
         if _is_jsonl(path):
-            return list(iter_jsonl_examples(path, on_error=on_error))
+            return list(iter_jsonl_examples(path, on_error=on_error, passages=passages))
         return read_squad_json(path, on_error=on_error)
     if path.exists():
         raise DataFormatError(f"{path}: is not a file")
@@ -122,7 +124,9 @@ def read_squad_json(path: str | os.PathLike, on_error: ErrorCallback | None = No
     return examples
 
 
-def iter_jsonl_examples(path: str | os.PathLike, on_error: ErrorCallback | None = None) -> Iterator[QAExample]:
+def iter_jsonl_examples(
+    path: str | os.PathLike, on_error: ErrorCallback | None = None, passages: bool = False
+) -> Iterator[QAExample]:
     """Stream examples from a JSONL file without loading it whole (lines over `records.MAX_LINE_BYTES` are errors).
 
     Without `on_error` the first bad line raises. With it, each bad line is passed to `on_error` and skipped,
@@ -144,7 +148,9 @@ def iter_jsonl_examples(path: str | os.PathLike, on_error: ErrorCallback | None 
                     raise error.located(where) from None
                 if record is None:
                     continue
-                example = _example(record, line_number, where, answers_required=False, allow_impossible=True)
+                example = _example(
+                    record, line_number, where, answers_required=False, allow_impossible=True, passages=passages
+                )
                 _check_unique(example.id, where, seen_ids)
             except DataFormatError as error:
                 _report_or_raise(error, on_error)

@@ -18,13 +18,16 @@ Tie rule (``benchmarks/notebook_postprocess.py`` follows it identically):
 * candidate pairs are visited window by window (ascending position in the
   batch), then by start rank, then by end rank;
 * among equal scores the first visited pair wins, and the n-best list is the
-  visit order stably sorted by descending score.
+  visit order stably sorted by descending score;
+* a multi-passage question's passages are visited in the record's order, each
+  passage's windows as above (``spanqa.engine.core.ranking`` merges them).
 
 Logits must be float32 or float64 (both arrays alike); non-finite logits inside
 a window's length raise ``ValueError``. ``decode_spans`` returns the raw
 scores as arrays; ``decode_predictions`` turns them into one
 ``spanqa.engine.core.answers.Answer`` per example, whose ``score`` is a
-probability (see ``Answer``).
+probability, by the ranking rules of ``spanqa.engine.core.ranking`` (the score
+rule, top_k without duplicates, word alignment).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spanqa.engine.core.answers import Answer, NBestSpan, softmax
+from spanqa.engine.core.answers import Answer
+from spanqa.engine.core.ranking import QuestionPassages, candidates_kept, rank_answers
 from spanqa.engine.core.span_kernel import decode_kernel
+from spanqa.engine.core.word_align import WordAligner
 
 __all__ = [
     "DecodeOptions",
@@ -56,10 +61,18 @@ class DecodeOptions:
     # Predict "no answer" when null_score - best_span_score > null_threshold;
     # None never predicts it (SQuAD v1 behaviour).
     null_threshold: float | None = None
+    # Answers per question beyond the best: with top_k > 1 an Answer carries the top_k best, without duplicates or
+    # overlaps (`spanqa.engine.core.ranking` rule 5), as `top_answers`.
+    top_k: int = 1
+    # Widen spans to whole words (`spanqa.engine.core.word_align`; not in text written without spaces). Applied
+    # where a tokenizer is at hand: by `QAEngine`, and by `decode_predictions` only when given an aligner.
+    align_to_words: bool = True
 
     def __post_init__(self) -> None:
         if self.n_best < 1:
             raise ValueError(f"n_best must be >= 1, got {self.n_best}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise ValueError(f"top_k must be an integer >= 1, got {self.top_k!r}")
         if self.max_answer_length < 1:
             raise ValueError(f"max_answer_length must be >= 1, got {self.max_answer_length}")
         if self.null_threshold is not None and not math.isfinite(self.null_threshold):
@@ -221,19 +234,21 @@ def decode_predictions(
     example_index: np.ndarray,
     options: DecodeOptions = DecodeOptions(),
     ids: Sequence[str | int] | None = None,
+    aligner: WordAligner | None = None,
 ) -> list[Answer]:
     """One Answer per context; ``example_index`` maps each window to its context.
 
     ``ids`` name the answers; without them an answer's id is its context's position, as a string. The n-best
-    candidates are always kept, because ``Answer.score`` is the answer's probability among them.
+    candidates are always kept, because ``Answer.score`` is the answer's probability among them. Spans are widened
+    to words only with an ``aligner`` (and ``options.align_to_words``).
     """
     if ids is not None and len(ids) != len(contexts):
         raise ValueError(f"got {len(ids)} ids for {len(contexts)} contexts")
     spans = decode_spans(
         start_logits, end_logits, offsets, lengths, cls_index, example_index, len(contexts),
-        n_best=options.n_best, max_answer_length=options.max_answer_length, keep=options.n_best,
+        n_best=options.n_best, max_answer_length=options.max_answer_length, keep=candidates_kept(options),
     )  # fmt: skip
-    return spans_to_answers(contexts, spans, options, ids)
+    return spans_to_answers(contexts, spans, options, ids, aligner)
 
 
 def spans_to_answers(
@@ -241,49 +256,13 @@ def spans_to_answers(
     spans: SpanArrays,
     options: DecodeOptions = DecodeOptions(),
     ids: Sequence[str | int] | None = None,
+    aligner: WordAligner | None = None,
 ) -> list[Answer]:
-    """One Answer per context from its best spans (kept with ``keep=options.n_best``); see ``decode_predictions``."""
+    """One Answer per context from its best spans (kept with ``keep=candidates_kept(options)``): each context is a
+    question of its own (``rank_answers`` ranks multi-passage questions); see ``decode_predictions``."""
     if ids is None:
         ids = [str(position) for position in range(len(contexts))]
     elif len(ids) != len(contexts):
         raise ValueError(f"got {len(ids)} ids for {len(contexts)} contexts")
-    # Whole columns at once, then tolist(): per-example numpy scalar access would cost more than the kernel.
-    impossible = spans.counts == 0
-    null_scores = spans.null_scores.astype(np.float64)
-    if options.null_threshold is not None:
-        impossible |= null_scores - spans.scores[:, 0].astype(np.float64) > options.null_threshold
-    starts = np.where(impossible, 0, spans.starts[:, 0]).tolist()
-    ends = np.where(impossible, 0, spans.ends[:, 0]).tolist()
-    null_or_none = null_scores.tolist() if options.null_threshold is not None else [None] * len(contexts)
-    # The n-best spans' offsets are only read when they are returned.
-    span_rows = zip(spans.starts.tolist(), spans.ends.tolist()) if options.return_n_best else [(None, None)] * len(contexts)
-    answers = []
-    for id, context, count, row_scores, null_score, no_answer, start, end, (row_starts, row_ends) in zip(
-        ids, contexts, spans.counts.tolist(), spans.scores.tolist(), null_or_none, impossible.tolist(),
-        starts, ends, span_rows, strict=True,
-    ):  # fmt: skip
-        span_scores = row_scores[:count]
-        n_best = None if row_starts is None else _n_best(context, span_scores, row_starts, row_ends)
-        score = _probability(span_scores, null_score, no_answer)
-        answers.append(Answer(id, context[start:end], score, start, end, no_answer, n_best))
-    return answers
-
-
-def _n_best(context: str, span_scores: list[float], starts: list[int], ends: list[int]) -> tuple[NBestSpan, ...]:
-    starts, ends = starts[: len(span_scores)], ends[: len(span_scores)]
-    answers = [context[start:end] for start, end in zip(starts, ends)]
-    probabilities = softmax(span_scores) if span_scores else []
-    return tuple(map(NBestSpan, answers, span_scores, probabilities, starts, ends))
-
-
-def _probability(span_scores: list[float], null_score: float | None, no_answer: bool) -> float:
-    """The returned answer's softmax weight among the n-best spans and, when `null_score` is given and finite, the
-    null answer; 0.0 for a no-answer that is not a candidate (no valid span, no null score to weigh)."""
-    candidates = span_scores
-    if null_score is not None and math.isfinite(null_score):
-        candidates = [*span_scores, null_score]
-        if no_answer:
-            return softmax(candidates)[-1]
-    elif no_answer:
-        return 0.0
-    return softmax(candidates)[0]
+    questions = [QuestionPassages(id, position) for position, id in enumerate(ids)]
+    return rank_answers(contexts, spans, questions, options, aligner)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from spanqa.engine.core.answers import Answer
-from spanqa.engine.core.decoder import DecodeOptions, SpanCollector, spans_to_answers
+from spanqa.engine.core.decoder import DecodeOptions, SpanArrays, SpanCollector, spans_to_answers
+from spanqa.engine.core.ranking import candidates_kept
 from spanqa.engine.core.windows import PaddedWindows
 
 __all__ = ["OrderedDecoder"]
@@ -28,8 +29,9 @@ class OrderedDecoder:
         self.options = options
         self._example_index = np.asarray(example_index, dtype=np.int64)
         self._collector = SpanCollector(
-            num_examples, n_best=options.n_best, max_answer_length=options.max_answer_length, keep=options.n_best
-        )
+            num_examples, n_best=options.n_best, max_answer_length=options.max_answer_length,
+            keep=candidates_kept(options),
+        )  # fmt: skip
         # The next window to decode of each example: its first window until that one is decoded, and so on.
         self._next = np.full(num_examples, -1, dtype=np.int64)
         windows = np.arange(len(self._example_index))
@@ -73,11 +75,15 @@ class OrderedDecoder:
                     self._next[example] += 1
         decode_ready()
 
-    def answers(self, contexts: Sequence[str], ids: Sequence[str | int] | None = None) -> list[Answer]:
-        """One Answer per example, once every window has been added."""
+    def spans(self) -> SpanArrays:
+        """Every example's kept spans, once every window has been added (`ranking.rank_answers` ranks them)."""
         if self._decoded != len(self._example_index):
             raise RuntimeError(
                 f"{len(self._example_index) - self._decoded} of the group's {len(self._example_index)} windows "
                 "never came back from the model"
             )
-        return spans_to_answers(contexts, self._collector.spans(), self.options, ids)
+        return self._collector.spans()
+
+    def answers(self, contexts: Sequence[str], ids: Sequence[str | int] | None = None) -> list[Answer]:
+        """One Answer per example (each a question of its own, spans as decoded), once every window has been added."""
+        return spans_to_answers(contexts, self.spans(), self.options, ids)

@@ -18,6 +18,14 @@ to `QAEngine`). Record rules:
    at its first occurrence, which is what training then learns (give answer_start to choose another). An answer
    the context does not hold there is an `AnswerNotInContext` (`AnswerSpanError` in `load_examples`), which
    training skips and counts; QAExample.answer_starts therefore always holds one integer per answer text.
+6. Instead of "context", a record may give "contexts": the passages a retriever found for one question, a non-empty
+   list whose items are non-blank strings or objects {"text": str, "id"?: id}. A passage's name is its "id" when it
+   has one (rule 2's id shapes; unique within the record by string form), else its 0-based index in the list. A
+   record gives "context" or "contexts", not both. Such a record is answered over all its passages at once (one
+   answer, or top_k, with the passage each comes from: `spanqa.engine.core.ranking`). Its gold answers are texts
+   only: a retriever's passages need not hold them, so they are not located (rule 5), and an answer_start, which
+   could index any passage, is refused. `example_from_record` accepts such records only when asked (`passages=True`:
+   answering and scoring), since training needs one context whose answer spans it labels.
 The JSON itself is read by `strict_json` (its rules: repeated keys, NaN, huge numbers, deep nesting...).
 
 qa-answer's reader (`read_records`) reads a binary stream one line at a time, so a file larger than memory is never
@@ -40,8 +48,9 @@ from spanqa.engine.core.strict_json import InvalidJSON, decode, json_type
 
 RecordId = str | int
 REQUIRED_FIELDS = ("id", "question", "context")
+CONTEXTS_FIELD = "contexts"  # rule 6: several passages instead of one context
 # The model's inputs: not copied to the output line, where the context would be most of each line's bytes.
-INPUT_ONLY_FIELDS = ("question", "context")
+INPUT_ONLY_FIELDS = ("question", "context", CONTEXTS_FIELD)
 GOLD_FIELD = "answers"
 # A line longer than this is reported and skipped (read in chunks, never held whole): without a bound, one
 # newline-free file would be read into memory as a single line.
@@ -56,14 +65,29 @@ _ANSWERS_SHAPE = (
 
 
 @dataclass(frozen=True)
+class Passage:
+    """One passage of a multi-passage record (rule 6)."""
+
+    text: str
+    name: RecordId  # its "id" as given, else its 0-based index in the record's list
+
+
+@dataclass(frozen=True)
 class QAExample:
     id: RecordId
     question: str
-    context: str
+    context: str  # "" when `passages` is given
     answer_texts: tuple[str, ...] = ()
-    answer_starts: tuple[int, ...] = ()
+    answer_starts: tuple[int, ...] = ()  # one per answer text; empty for a multi-passage record (rule 6)
     title: str = ""
     is_impossible: bool = False  # SQuAD v2: the context holds no answer
+    passages: tuple[Passage, ...] = ()  # rule 6: the question is asked of every one of these passages
+
+    def passage_examples(self) -> list[QAExample]:
+        """What the model reads: this example itself, or one example per passage (same id and question)."""
+        if not self.passages:
+            return [self]
+        return [QAExample(self.id, self.question, passage.text) for passage in self.passages]
 
 
 class DataFormatError(ValueError):
@@ -100,48 +124,66 @@ def id_key(record_id: RecordId) -> str:
 
 
 def example_from_record(
-    record: Mapping[str, Any], position: int, *, answers_required: bool = False, allow_impossible: bool = True
+    record: Mapping[str, Any],
+    position: int,
+    *,
+    answers_required: bool = False,
+    allow_impossible: bool = True,
+    passages: bool = False,
 ) -> QAExample:
-    """Validate one record (rules 1-5); `position` is its id when it has none. Raises `InvalidRecord`.
+    """Validate one record (rules 1-6); `position` is its id when it has none. Raises `InvalidRecord`.
 
     `answers_required`: a record must have answers or be marked unanswerable (the nested SQuAD format).
-    `allow_impossible`: False for SQuAD v1.1 files, where an empty answer list is an error."""
+    `allow_impossible`: False for SQuAD v1.1 files, where an empty answer list is an error.
+    `passages`: accept multi-passage records (rule 6); without it a "contexts" field is refused."""
     record_id = _record_id(record, position)
     given_id = record_id if record.get("id") is not None else None
     question = _text_field(record, "question", given_id)
-    context = _text_field(record, "context", given_id)
+    if passages and record.get(CONTEXTS_FIELD) is not None:
+        if "context" in record:
+            raise InvalidRecord(f'give "context" or "{CONTEXTS_FIELD}", not both', given_id)
+        context, passage_list = "", _passages(record[CONTEXTS_FIELD], given_id)
+    else:
+        if CONTEXTS_FIELD in record and "context" not in record:
+            raise InvalidRecord(
+                f'field "{CONTEXTS_FIELD}" (several passages) is for answering and scoring only; this reader needs '
+                'one "context"', given_id,
+            )  # fmt: skip
+        context, passage_list = _text_field(record, "context", given_id), ()
     title = _optional(record, "title", str, "a string", given_id, "")
     is_impossible = _optional(record, "is_impossible", bool, "true or false", given_id, False)
     if GOLD_FIELD not in record:
         if answers_required and not is_impossible:
             raise InvalidRecord(f'missing field "{GOLD_FIELD}"', given_id)
-        return QAExample(record_id, question, context, title=title, is_impossible=is_impossible)
-    texts, starts = _gold_answers(record[GOLD_FIELD], context, given_id)
+        return QAExample(record_id, question, context, title=title, is_impossible=is_impossible, passages=passage_list)
+    texts, starts = _gold_answers(record[GOLD_FIELD], None if passage_list else context, given_id)
     if not texts:
         if not allow_impossible:
             raise InvalidRecord("empty answer list in a SQuAD v1.1 file", given_id)
         is_impossible = True
     elif is_impossible:
         raise InvalidRecord("is_impossible is true but answers are given", given_id)
-    return QAExample(record_id, question, context, texts, starts, title, is_impossible)
+    return QAExample(record_id, question, context, texts, starts, title, is_impossible, passage_list)
 
 
 def to_example(record: QAExample | Mapping[str, Any] | Sequence[str], index: int) -> QAExample:
     """A QAExample from any record shape `QAEngine` accepts: a QAExample (taken as it is), a mapping (the record
-    rules), or a (question, context) pair. `index` counts from 0, so the record's position (its id when it has
+    rules, multi-passage records included), or a (question, context) pair (a list of passages as the context: a
+    multi-passage record). `index` counts from 0, so the record's position (its id when it has
     none) is index + 1. Raises `DataFormatError` naming the record."""
     if isinstance(record, QAExample):
         return record
     position = index + 1
     if isinstance(record, (tuple, list)) and len(record) == 2:
-        record = {"question": record[0], "context": record[1]}
+        field = CONTEXTS_FIELD if isinstance(record[1], (list, tuple)) else "context"
+        record = {"question": record[0], field: list(record[1]) if field == CONTEXTS_FIELD else record[1]}
     if not isinstance(record, Mapping):
         raise DataFormatError(
-            f"record {position}: expected a QAExample, a mapping with 'question' and 'context', or a (question, "
-            f"context) pair; got {type(record).__name__}"
+            f"record {position}: expected a QAExample, a mapping with 'question' and 'context' (or 'contexts'), or a "
+            f"(question, context) pair; got {type(record).__name__}"
         )
     try:
-        return example_from_record(record, position)
+        return example_from_record(record, position, passages=True)
     except InvalidRecord as error:
         raise error.located(f"record {position}") from None
 
@@ -159,9 +201,10 @@ class InputRecord:
     context: str
     passthrough: dict[str, Any]  # the line's other fields, in input order, for the output line
     gold: tuple[str, ...] | None  # gold answer texts when the line has "answers"; () = unanswerable
+    passages: tuple[Passage, ...] = ()  # rule 6 (then `context` is "")
 
     def to_example(self) -> QAExample:
-        return QAExample(self.id, self.question, self.context)
+        return QAExample(self.id, self.question, self.context, passages=self.passages)
 
 
 @dataclass(frozen=True)
@@ -214,13 +257,16 @@ def parse_line(raw: bytes, line_number: int, first_line: bool = False) -> InputR
     record = decode_line(raw, first_line)
     if record is None:
         return None
-    example = example_from_record(record, line_number)
+    example = example_from_record(record, line_number, passages=True)
     if GOLD_FIELD in record or example.is_impossible:
         gold: tuple[str, ...] | None = example.answer_texts
     else:
         gold = None
-    passthrough = {key: value for key, value in record.items() if key not in REQUIRED_FIELDS}
-    return InputRecord(line_number, example.id, example.question, example.context, passthrough, gold)
+    passthrough = {key: value for key, value in record.items() if key not in _NOT_PASSED_THROUGH}
+    return InputRecord(line_number, example.id, example.question, example.context, passthrough, gold, example.passages)
+
+
+_NOT_PASSED_THROUGH = frozenset((*REQUIRED_FIELDS, CONTEXTS_FIELD))
 
 
 def decode_line(raw: bytes, first_line: bool = False) -> dict[str, Any] | None:
@@ -300,7 +346,45 @@ def _optional(record: Mapping[str, Any], name: str, kind: type, what: str, recor
     return value
 
 
-def _gold_answers(answers: Any, context: str, record_id: RecordId | None) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _passages(value: Any, record_id: RecordId | None) -> tuple[Passage, ...]:
+    """Rule 6's passage list."""
+    where = f'field "{CONTEXTS_FIELD}"'
+    if not isinstance(value, list):
+        raise InvalidRecord(f"{where} must be a list of passages, got a JSON {json_type(value)}", record_id)
+    if not value:
+        raise InvalidRecord(f"{where} is an empty list; give at least one passage", record_id)
+    passages, first_index = [], {}
+    for index, item in enumerate(value):
+        if isinstance(item, str):
+            text, name = item, index
+        elif isinstance(item, Mapping):
+            text = item.get("text")
+            if not isinstance(text, str):
+                shown = "missing" if text is None else f"a JSON {json_type(text)}"
+                raise InvalidRecord(f'{where} item {index}: "text" must be a string, got {shown}', record_id)
+            try:
+                name = index if item.get("id") is None else checked_id(item["id"])
+            except InvalidRecord as error:
+                raise InvalidRecord(f"{where} item {index}: {error.reason}", record_id) from None
+        else:
+            raise InvalidRecord(
+                f'{where} item {index} must be a string or a {{"text", "id"}} object, got a JSON {json_type(item)}',
+                record_id,
+            )
+        if not text.strip():
+            raise InvalidRecord(f"{where} item {index} is an empty passage", record_id)
+        first = first_index.setdefault(id_key(name), index)
+        if first != index:
+            raise InvalidRecord(f"{where} item {index}: passage id {name!r} repeats item {first}'s", record_id)
+        passages.append(Passage(text, name))
+    return tuple(passages)
+
+
+def _gold_answers(
+    answers: Any, context: str | None, record_id: RecordId | None
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """The answer texts and their starts in `context`; None for a multi-passage record, whose texts are not located
+    (rule 6: no starts, and a given answer_start is refused)."""
     if isinstance(answers, Mapping):  # Hugging Face columns
         texts, starts = answers.get("text"), answers.get("answer_start")
         if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
@@ -323,6 +407,15 @@ def _gold_answers(answers: Any, context: str, record_id: RecordId | None) -> tup
                 raise InvalidRecord(f"{_ANSWERS_SHAPE}; item {index} is neither", record_id)
     else:
         raise InvalidRecord(f"{_ANSWERS_SHAPE}, got a JSON {json_type(answers)}", record_id)
+    if context is None:
+        given = next((index for index, (_, start) in enumerate(pairs) if start is not None), None)
+        if given is not None:
+            raise InvalidRecord(
+                f'field "{GOLD_FIELD}" item {given}: answer_start cannot be given with "{CONTEXTS_FIELD}" (which '
+                "passage would it index?); give the answer texts",
+                record_id,
+            )
+        return tuple(text for text, _ in pairs), ()
     located = tuple(_answer_start(text, start, context, index, record_id) for index, (text, start) in enumerate(pairs))
     return tuple(text for text, _ in pairs), located
 

@@ -142,6 +142,25 @@ class QATokenizer:
             self._backend.no_truncation()
             return self._backend.encode_batch(list(texts), add_special_tokens=False)
 
+    def word_spans(self, text: str) -> list[tuple[int, int]]:
+        """[start, end) of each word of `text` in character offsets, in order: the tokenizer's own words (its
+        pre-tokenizer's pieces, after its normalizer: BERT splits punctuation and each CJK character off), each
+        spanning the tokens it was cut into. Characters the tokenizer drops belong to no word."""
+        with self._lock:
+            self._backend.no_truncation()
+            encoding = self._backend.encode(text, add_special_tokens=False)
+        spans: list[tuple[int, int]] = []
+        last_word = None
+        for word, (start, end) in zip(encoding.word_ids, encoding.offsets):
+            if word is None:
+                continue
+            if word == last_word:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+                last_word = word
+        return spans
+
     def __repr__(self) -> str:
         return f"QATokenizer({self.source!r}, cls={self.cls_token_id}, pad={self.pad_token_id})"
 

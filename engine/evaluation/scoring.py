@@ -69,7 +69,7 @@ def evaluate_files(
 ) -> EvaluationResult:
     """Score a predictions file against a dataset. Raises `DataFormatError` for bad data,
     `PredictionsError` for a bad predictions or probabilities file, `ScoringError` when they do not fit."""
-    examples = load_examples(data, split=split)
+    examples = load_examples(data, split=split, passages=True)  # multi-passage records are scored like others
     predicted = read_predictions(predictions)
     probabilities = read_na_probs(na_probs) if na_probs is not None else None
     return evaluate(

@@ -107,7 +107,7 @@ def test_graph_gets_only_its_own_inputs(tiny_distilbert):
 def test_torch_autocast_runs_and_returns_float32(tiny_model, dtype):
     engine = engine_for(tiny_model, torch_dtype=dtype)
     assert engine.backend.providers == (f"cpu:{dtype}",)
-    batch = engine._prepare(make_examples(3, seed=10)).batches[0][1]
+    batch = engine._prepare(make_examples(3, seed=10)).group.batches[0][1]
     start_logits, end_logits = engine.backend.run(batch)
     assert start_logits.dtype == end_logits.dtype == np.float32
     assert start_logits.shape == batch.input_ids.shape
@@ -242,7 +242,7 @@ def test_device_buffer_runner_matches_plain_runs_on_the_cpu(tiny_onnx):
     runner = DeviceBufferRunner(
         session, ("start_logits", "end_logits"), "cpu", pad_token_id=0, width_multiple=16, max_shapes=2
     )
-    group = engine._prepare(make_examples(20, seed=9))
+    group = engine._prepare(make_examples(20, seed=9)).group
     for _ in range(2):
         for _, batch in group.batches:
             feeds = {name: getattr(batch, name) for name in engine.backend.input_names}
