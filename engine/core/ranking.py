@@ -68,22 +68,32 @@ def rank_answers(
 ) -> list[Answer]:
     """One Answer per question; `texts[e]` is decoded example e's context. `aligner` None leaves spans as decoded
     (rule 4 needs the tokenizer; `decode_predictions` has none)."""
-    # Whole columns at once, then tolist(): per-example numpy scalar access would cost more than the kernel.
+    # Whole columns at once, then tolist(): per-example numpy scalar access would cost more than the kernel. Only the
+    # best span's offsets are read for a single context answered with its best span alone (the common case).
     counts = spans.counts.tolist()
-    scores, starts, ends = spans.scores.tolist(), spans.starts.tolist(), spans.ends.tolist()
+    scores = spans.scores[:, : options.n_best].tolist()
+    only_best = options.top_k == 1 and not options.return_n_best
+    if only_best and all(question.count == 1 for question in questions):
+        scores_kept, starts, ends = None, spans.starts[:, :1].tolist(), spans.ends[:, :1].tolist()
+    else:
+        scores_kept, starts, ends = spans.scores.tolist(), spans.starts.tolist(), spans.ends.tolist()
     nulls = spans.null_scores.astype("float64").tolist()
     align = aligner if options.align_to_words else None
     answers = []
     for question in questions:
         first, last = question.first, question.first + question.count
         if question.count == 1:
-            count = counts[first]
-            candidates = [(scores[first][rank], first, starts[first][rank], ends[first][rank]) for rank in range(count)]
+            scored = scores[first][: counts[first]]
+            ranks = range(1 if only_best else counts[first]) if scored else ()
+            row = scored if scores_kept is None else scores_kept[first]
+            candidates = [(row[rank], first, starts[first][rank], ends[first][rank]) for rank in ranks]
         else:
-            merged = [(scores[e][rank], e, starts[e][rank], ends[e][rank]) for e in range(first, last) for rank in range(counts[e])]
+            merged = [(scores_kept[e][rank], e, starts[e][rank], ends[e][rank])
+                      for e in range(first, last) for rank in range(counts[e])]  # fmt: skip
             candidates = sorted(merged, key=_by_score_descending)  # stable: ties keep the visit order (rule 1)
+            scored = [candidate[0] for candidate in candidates[: options.n_best]]
         null_score = min(nulls[first:last])
-        answers.append(_answer(question, texts, candidates, null_score, options, align))
+        answers.append(_answer(question, texts, candidates, scored, null_score, options, align))
     return answers
 
 
@@ -95,11 +105,13 @@ def _answer(
     question: QuestionPassages,
     texts: Sequence[str],
     candidates: list[tuple[float, int, int, int]],
+    scored: list[float],
     null_score: float,
     options: DecodeOptions,
     align: WordAligner | None,
 ) -> Answer:
-    scored = [candidate[0] for candidate in candidates[: options.n_best]]
+    """`candidates` best first (only the best when neither top_k nor n_best needs more); `scored` the best n_best
+    candidates' scores (rule 2)."""
     with_null = options.null_threshold is not None
     no_answer = not candidates or (with_null and null_score - scored[0] > options.null_threshold)
     weigh = _Weights(scored, null_score if with_null and math.isfinite(null_score) else None)

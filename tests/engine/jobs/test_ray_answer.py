@@ -179,6 +179,26 @@ def test_cli_ray_resume_with_shared_input_finishes_a_torn_output(ray_cluster, on
     assert (tmp_path / "out.jsonl.errors.jsonl").read_bytes() == (tmp_path / "one.jsonl.errors.jsonl").read_bytes()
 
 
+def test_multi_passage_records_on_ray_match_one_process_with_top_k(ray_cluster, one_torch_thread, tiny_model, tmp_path):
+    from spanqa.engine.core.decoder import DecodeOptions
+    from spanqa.engine.jobs.ray.run import RayOptions, ray_answer_file
+
+    lines = []
+    for index in range(20):
+        passages = [f"Mill {index + k} opened in {1800 + index + k}." + " Its wheel turned." * k for k in range(3)]
+        record = {"id": f"m{index}", "question": f"When did mill {index} open?", "answers": [str(1800 + index)],
+                  "contexts": passages if index % 2 else [{"id": f"p{k}", "text": t} for k, t in enumerate(passages)]}
+        lines.append((json.dumps(record) + "\n").encode())
+    lines[5] = b'{"id": "empty", "question": "Where?", "contexts": []}\n'
+    source = _write(tmp_path / "in.jsonl", lines)
+    options = EngineOptions(lookahead=LOOKAHEAD, prefetch=1, decode=DecodeOptions(top_k=3))
+    answer_file(QAEngine(tiny_model, options=options), source, tmp_path / "one.jsonl")
+    result = ray_answer_file(tiny_model, source, tmp_path / "ray.jsonl", options, RayOptions(actors=2))
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    assert (result.answered, result.errors) == (19, 1)
+    assert all("passage" in json.loads(line) for line in (tmp_path / "ray.jsonl").read_bytes().splitlines())
+
+
 def test_cli_ray_usage_errors(tmp_path, capsys):
     source = _write(tmp_path / "in.jsonl", [_line(0)])
     assert main([str(source), "-o", str(tmp_path / "out.jsonl"), "--ray-actors", "2"]) == 2
