@@ -1,0 +1,1 @@
+"""qa-serve: the answering engine as an HTTP service, with dynamic batching."""
