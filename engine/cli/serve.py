@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Statuses: 413 body, context or record count over its limit; 422 a record qa-answer would refuse (the "
             "detail names the item and field); 503 with Retry-After when full or shutting down; 504 past the request "
-            "timeout. SIGTERM stops taking requests and answers those in flight. Exit status: 0 after a shutdown, 2 "
-            "on bad usage, a model that cannot be loaded or an address in use, 1 on an unexpected failure."
+            "timeout. SIGTERM stops taking requests and answers those in flight, then ends the process by that signal "
+            "(as uvicorn does); Ctrl-C likewise (exit 130). Exit status 2 on bad usage, a model that cannot be loaded "
+            "or an address in use, 1 on an unexpected failure."
         ),
     )
     server = parser.add_argument_group("server")
@@ -137,8 +138,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     service = AnswerService(loaded, options)
     host, port = sock.getsockname()[:2]
     print(f"{PROGRAM}: listening on http://{_url_host(host)}:{port} (docs at /docs)", file=sys.stderr, flush=True)
-    serve(service, options, sock)
-    print(f"{PROGRAM}: stopped", file=sys.stderr)
+    serve(service, options, sock)  # after SIGTERM uvicorn ends the process by that signal, once drained
     return EXIT_OK
 
 

@@ -24,6 +24,8 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening at once: a client that connects before uvicorn has started waits in the backlog, not refused.
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
