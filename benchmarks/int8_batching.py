@@ -4,8 +4,9 @@ several batching settings, scored, and compared answer by answer with the first 
     python -m spanqa.benchmarks.int8_batching --limit 1000 --budgets 1024,4096,one-window [--model DIR] [--json out.json]
 
 Dynamic int8 quantizes activations per tensor, i.e. per batch (padding included), so an answer can change when its
-batch changes; an fp32 model's answers should not (run it with --model on an fp32 export to see). Speed is not
-measured here; see token_budget_sweep.
+batch changes; a static int8 or fp32 model's answers should not (run it with --model on one to see). The engine
+picks its backend as qa-answer does (OpenVINO for a folder with an OpenVINO graph where that wins, see
+runtime/backends/loading.py); each row names the runtime. Speed is not measured here; see token_budget_sweep.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import sys
 from spanqa.benchmarks.measure import Budget, add_data_arguments, load_questions, machine_note, make_engine, markdown_table, report
 
 
-def answers_at(model: str | None, budget: Budget, examples: list, threads: int) -> tuple[list[str], float]:
+def answers_at(model: str | None, budget: Budget, examples: list, threads: int) -> tuple[list[str], float, str]:
     engine = make_engine(model, budget, threads=threads)
     answers = [answer.answer for answer in engine.answer_many(examples)]
-    return answers, engine.stats.padding_fraction
+    return answers, engine.stats.padding_fraction, engine.backend.providers[0]
 
 
 def compare(model: str | None, budgets: list[Budget], examples: list, threads: int) -> dict[str, dict]:
@@ -28,13 +29,13 @@ def compare(model: str | None, budgets: list[Budget], examples: list, threads: i
     rows: dict[str, dict] = {}
     reference: list[str] | None = None
     for budget in budgets:
-        answers, padding = answers_at(model, budget, examples, threads)
+        answers, padding, runtime = answers_at(model, budget, examples, threads)
         reference = answers if reference is None else reference
         scores = evaluate(examples, {example.id: answer for example, answer in zip(examples, answers, strict=True)})
         same = sum(ours == theirs for ours, theirs in zip(answers, reference, strict=True))
         rows[budget.label] = {"exact_match": scores.exact_match, "f1": scores.f1, "padding_fraction": padding,
                               "identical_to_first": 100.0 * same / len(examples),
-                              "answers_differing": len(examples) - same}  # fmt: skip
+                              "answers_differing": len(examples) - same, "runtime": runtime}  # fmt: skip
     return rows
 
 

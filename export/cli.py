@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="residual Add + LayerNorm as one SkipLayerNormalization (fused) or two ops; auto: fused for fp16 (GPU), "
         "unfused for fp32/int8 (CPU, where the fused kernel is slower) (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--openvino", action="store_true",
+        help="int8 with --calibration: also write the model as static int8 OpenVINO IR (NNCF), which the engine "
+        "runs where OpenVINO is installed and the CPU has bf16 units (needs openvino and nncf)",
+    )  # fmt: skip
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's fusions (plain graph)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing qa-export folder at --output")
     parser.add_argument("--force", action="store_true", help="publish even if parity fails (recorded as failed)")
@@ -97,6 +102,7 @@ def _export(arguments: argparse.Namespace) -> int:
             calibration=arguments.calibration,
             calibration_examples=arguments.calibration_examples,
             calibration_rule=arguments.calibration_rule,
+            openvino=arguments.openvino,
             fuse_skip_layer_norm={"auto": None, "fused": True, "unfused": False}[arguments.skip_layer_norm],
         )
         result = export_model(options)

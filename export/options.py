@@ -55,6 +55,9 @@ class ExportOptions:
     fuse_skip_layer_norm: bool | None = None
     calibration_examples: int = 256  # drawn from the calibration data with a fixed seed
     calibration_rule: str = "mean-minmax"  # mean-minmax | minmax (export/calibrate.py)
+    # Also write the model as static int8 OpenVINO IR, quantized by NNCF on the calibration windows
+    # (export/openvino_ir.py): int8 with --calibration only.
+    openvino: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -70,6 +73,8 @@ class ExportOptions:
             raise ExportError("--force and --skip-parity contradict each other: --force publishes a failed parity gate")
         if self.calibration is not None and self.precision != "int8":
             raise ExportError(f"--calibration: only int8 has activation scales to calibrate, not {self.precision}")
+        if self.openvino and (self.precision != "int8" or self.calibration is None):
+            raise ExportError("--openvino: needs --precision int8 and --calibration (its quantizers are calibrated too)")
         if self.calibration_examples < 1:
             raise ExportError(f"--calibration-examples: must be positive, got {self.calibration_examples}")
         if self.calibration_rule not in CALIBRATION_RULES:

@@ -1,4 +1,5 @@
-"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration] | fp16) -> parity gate -> published folder.
+"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration] | fp16) -> parity gate [-> OpenVINO graph
+(--openvino), gated too] -> published folder.
 
 Nothing is written at the output path until the folder is complete: the model is built in a hidden staging folder
 beside the output (same filesystem, so the final rename is atomic), the manifest is written last, and only then is
@@ -11,22 +12,24 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import WindowOptions, Windows
-from spanqa.engine.core.model_folder import MODEL_FILE, Calibration, Manifest, ParityReport, write_manifest
+from spanqa.engine.core.model_folder import MODEL_FILE, Calibration, Manifest, write_manifest
 
 from spanqa.export.calibrate import calibrate_int8, load_calibration_examples
 
 from spanqa.export.checkpoint import Checkpoint, load_checkpoint
 from spanqa.export.fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
 from spanqa.export.onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
+from spanqa.export.gate import ParityFailed, gate_onnx, gate_openvino  # noqa: F401 - ParityFailed: run's API
+from spanqa.export.openvino_ir import openvino_missing, openvino_record, quantize_for_openvino
 from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
 from spanqa.export.options import ExportError, ExportOptions
-from spanqa.export.parity import ValidationSet, load_validation, prepare_windows, run_parity
+from spanqa.export.parity import load_validation, prepare_windows
 from spanqa.export.publish import check_output, publish, staging_folder
 from spanqa.export.quantize import quantize_int8
 
@@ -35,18 +38,6 @@ logger = logging.getLogger(__name__)
 EXPECTED_OUTPUTS = ("start_logits", "end_logits")
 _POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta", "camembert")
 _VERSIONED_PACKAGES = ("spanqa", "transformers", "optimum", "optimum-onnx", "torch", "onnx", "onnxruntime")
-
-
-class ParityFailed(ExportError):
-    """The exported graph missed a parity threshold; nothing was published. CLI exit code 1."""
-
-    def __init__(self, report: ParityReport):
-        super().__init__(
-            f"parity gate failed on {report.validation} ({report.threshold}): agreement {report.agreement:.2f}%, "
-            f"F1 {report.f1:.2f} vs PyTorch {report.reference_f1:.2f}, max |logit diff| {report.max_abs_logit_diff:.4g}; "
-            "nothing was written (use --force to publish it anyway, marked as failed)"
-        )
-        self.report = report
 
 
 @dataclass(frozen=True)
@@ -70,6 +61,8 @@ def export_model(options: ExportOptions) -> ExportResult:
             "computes in fp32, so it cannot measure fp16 accuracy. Export on a GPU machine, or pass --skip-parity "
             "to write the model with parity: null"
         )
+    if options.openvino and (missing := openvino_missing()):
+        raise ExportError(missing)
     validation = None if options.skip_parity else load_validation(options.validation)
     calibration = None
     if options.calibration is not None:
@@ -85,7 +78,12 @@ def export_model(options: ExportOptions) -> ExportResult:
         shutil.copyfile(graph, stage / MODEL_FILE)
         checkpoint.model.config.save_pretrained(stage)
         checkpoint.tokenizer.save_pretrained(stage)
-        parity = _parity(checkpoint, stage / MODEL_FILE, options, validation, windows)
+        parity = gate_onnx(checkpoint, stage / MODEL_FILE, options, validation, windows)
+        openvino = None
+        if options.openvino:  # from the plain graph (_build_graph wrote it first), on the same training windows
+            count = quantize_for_openvino(work / "plain" / MODEL_FILE, stage, calibration_windows,
+                                          checkpoint.tokenizer.pad_token_id)  # fmt: skip
+            openvino = openvino_record(count, gate_openvino(checkpoint, stage, options, validation, windows))
         manifest = Manifest(
             precision=options.precision,
             opset=signature.opset,
@@ -97,6 +95,7 @@ def export_model(options: ExportOptions) -> ExportResult:
                 source=options.calibration, examples=len(calibration), windows=calibrated.windows,
                 rule=calibrated.rule, tensors=calibrated.tensors,
             ),  # fmt: skip
+            openvino=openvino,
             source_checkpoint=options.checkpoint,
             source_sha256=checkpoint.sha256,
             onnxruntime_version=_version("onnxruntime"),
@@ -156,29 +155,6 @@ def _build_graph(checkpoint: Checkpoint, options: ExportOptions, work: Path, cal
     if final_signature.input_names != signature.input_names or final_signature.output_names != signature.output_names:
         raise ExportError(f"graph rewriting changed the model's inputs/outputs: {signature} -> {final_signature}")
     return graph, final_signature, counts, calibrated
-
-
-def _parity(
-    checkpoint: Checkpoint, graph: Path, options: ExportOptions, validation: ValidationSet | None, windows: Windows
-) -> ParityReport | None:
-    if validation is None:
-        logger.warning("parity gate skipped (--skip-parity): the manifest records parity: null")
-        return None
-    report = run_parity(
-        checkpoint.model, checkpoint.tokenizer, graph, options.precision, validation, windows,
-        options.batch_size, options.thresholds,
-    )  # fmt: skip
-    logger.info(
-        "parity on %s (%d questions, %d windows): agreement %.2f%%, F1 %.2f vs %.2f, max |logit diff| %.3g -> %s",
-        report.validation, report.examples, report.windows, report.agreement, report.f1, report.reference_f1,
-        report.max_abs_logit_diff, "pass" if report.passed else "FAIL",
-    )  # fmt: skip
-    if report.passed:
-        return report
-    if not options.force:
-        raise ParityFailed(report)
-    logger.warning("publishing despite the failed parity gate (--force): recorded as passed=false, forced=true")
-    return replace(report, forced=True)
 
 
 def _window_options(options: ExportOptions) -> WindowOptions:

@@ -14,7 +14,7 @@ from spanqa.benchmarks.qa_bench.machine import MachineInfo
 from spanqa.benchmarks.qa_bench.results import SystemResult, Workload
 from spanqa.benchmarks.qa_bench.ceiling import Ceiling
 
-HEADLINE_SYSTEM = "spanqa-int8"
+HEADLINE_SYSTEMS = ("spanqa-int8", "spanqa-int8-openvino")
 HEADLINE_BASELINES = ("hf-pipeline", "optimum-int8")
 
 
@@ -47,19 +47,23 @@ def _number(value: float | None, digits: int = 0, suffix: str = "") -> str:
 
 
 def headline(report: BenchReport) -> str | None:
-    """One sentence with the int8 engine's ratios against the baselines users would pick, each with its F1."""
-    ours = report.result(HEADLINE_SYSTEM)
-    if ours is None:
+    """One sentence per int8 engine (ONNX Runtime, and OpenVINO where it ran) with its ratios against the baselines
+    users would pick, each with its F1."""
+    sentences = []
+    for system in HEADLINE_SYSTEMS:
+        ours = report.result(system)
+        if ours is None or not ours.ok:
+            continue
+        parts = []
+        for name in HEADLINE_BASELINES:
+            baseline = report.result(name)
+            if baseline is not None and name in ours.speedup:
+                parts.append(f"**{ours.speedup[name]:.2f}x {name}** (F1 {baseline.f1:.2f})")
+        if parts:
+            sentences.append(f"{system} (F1 {ours.f1:.2f}) answers " + " and ".join(parts) + " questions per second.")
+    if not sentences:
         return None
-    parts = []
-    for name in HEADLINE_BASELINES:
-        baseline = report.result(name)
-        if baseline is not None:
-            parts.append(f"**{ours.speedup[name]:.2f}x {name}** (F1 {baseline.f1:.2f})")
-    if not parts:
-        return None
-    return (f"Headline, from this one run: {HEADLINE_SYSTEM} (F1 {ours.f1:.2f}) answers " + " and ".join(parts)
-            + " questions per second.")  # fmt: skip
+    return "Headline, from this one run: " + " ".join(sentences)
 
 
 def _machine_line(report: BenchReport) -> str:

@@ -63,8 +63,9 @@ def make_runner(spec: SystemSpec, task: WorkerTask) -> Runner:
     if spec.family == "spanqa":
         from spanqa.benchmarks.qa_bench.systems.spanqa import SpanqaRunner
 
-        if spec.runtime == "ONNX Runtime":
-            return SpanqaRunner(task.model, task.device, "onnx", overrides=task.engine_overrides)
+        if spec.runtime in ("ONNX Runtime", "OpenVINO"):
+            backend = "onnx" if spec.runtime == "ONNX Runtime" else "openvino"
+            return SpanqaRunner(task.model, task.device, backend, overrides=task.engine_overrides)
         return SpanqaRunner(task.model, task.device, "torch", spec.precision, overrides=task.engine_overrides)
     raise ValueError(f"no runner for system family {spec.family!r}")
 

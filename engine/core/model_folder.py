@@ -6,6 +6,8 @@ Layout of a folder (nothing else is read):
     config.json         the transformers config of the source checkpoint
     tokenizer files     whatever `AutoTokenizer.save_pretrained` wrote (tokenizer.json at least)
     manifest.json       written last: a folder without it is not a finished export
+    openvino_model.xml  optional (qa-export --openvino): the same model as OpenVINO IR, with its
+    openvino_model.bin  weights, for the openvino backend (runtime/backends/openvino_backend.py)
 
 The manifest lives in the engine, not in export, because data flows export -> engine: the engine is the reader that
 defines what a valid folder is, and export writes exactly that.
@@ -63,6 +65,19 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class OpenVinoGraph:
+    """The folder's second graph, for OpenVINO (export/openvino_ir.py): the plain graph made static int8 by NNCF
+    post-training quantization on training windows, saved as OpenVINO IR; absent: the folder has none."""
+
+    model_file: str  # "openvino_model.xml" (its weights beside it, in openvino_model.bin)
+    precision: str  # "int8"
+    quantizer: str  # e.g. "nncf 3.4.0"
+    openvino_version: str
+    calibration_windows: int
+    parity: ParityReport | None  # the same gate as model.onnx's, run on OpenVINO's CPU plugin
+
+
+@dataclass(frozen=True)
 class Manifest:
     precision: str  # fp32 | int8 | fp16
     opset: int
@@ -83,6 +98,7 @@ class Manifest:
     # int8 only: the calibration that fixed every activation scale, so that an answer does not depend on its batch
     # mates; None for dynamic int8 (scales measured per batch) and for fp32/fp16.
     calibration: Calibration | None = None
+    openvino: OpenVinoGraph | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -137,6 +153,13 @@ def read_manifest(folder: str | os.PathLike) -> Manifest:
         raise ModelFolderError(f"{path}: 'model_file' must be a file name inside the folder, got {manifest.model_file!r}")
     if not model_path.is_file():
         raise ModelFolderError(f"{model_path}: missing (named by {path})")
+    if manifest.openvino is not None:
+        graph = manifest.openvino.model_file
+        if Path(graph).name != graph or not graph.endswith(".xml"):
+            raise ModelFolderError(f"{path}: 'openvino.model_file' must be an .xml file inside the folder, got {graph!r}")
+        for needed in (folder / graph, (folder / graph).with_suffix(".bin")):
+            if not needed.is_file():
+                raise ModelFolderError(f"{needed}: missing (named by {path})")
     return manifest
 
 
@@ -153,6 +176,11 @@ def _manifest_from_dict(raw: dict[str, Any], path: Path) -> Manifest:
             values["parity"] = ParityReport(**_object(values["parity"], "parity", path))
         if values.get("calibration") is not None:
             values["calibration"] = Calibration(**_object(values["calibration"], "calibration", path))
+        if values.get("openvino") is not None:
+            graph = dict(_object(values["openvino"], "openvino", path))
+            if graph.get("parity") is not None:
+                graph["parity"] = ParityReport(**_object(graph["parity"], "openvino.parity", path))
+            values["openvino"] = OpenVinoGraph(**graph)
         if "window" in values:
             values["window"] = WindowOptions(**_object(values["window"], "window", path))
         return Manifest(**values)

@@ -69,10 +69,13 @@ class Windows:
     def lengths(self) -> np.ndarray:
         return np.diff(self.row_splits)
 
-    def padded(self, rows: Sequence[int] | np.ndarray, pad_token_id: int) -> PaddedWindows:
+    def padded(self, rows: Sequence[int] | np.ndarray, pad_token_id: int, width: int | None = None) -> PaddedWindows:
+        """Those windows padded to `width` (None: their longest)."""
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
-        width = int(lengths.max()) if len(rows) else 0
+        longest = int(lengths.max()) if len(rows) else 0
+        if width is None or width < longest:
+            width = longest
         input_ids = np.full((len(rows), width), pad_token_id, dtype=np.int64)
         token_type_ids = np.zeros((len(rows), width), dtype=np.int64)
         offsets = np.full((len(rows), width, 2), OUTSIDE_CONTEXT, dtype=np.int32)
@@ -91,21 +94,27 @@ class PaddedBatches(Sequence[tuple[np.ndarray, PaddedWindows]]):
     """Batches of windows, batch i being (rows[i], those windows padded to their longest), padded only when read:
     a context of millions of tokens then never has all its windows padded at once, only the batch in use."""
 
-    def __init__(self, windows: Windows, rows: Sequence[np.ndarray], pad_token_id: int) -> None:
+    def __init__(
+        self, windows: Windows, rows: Sequence[np.ndarray], pad_token_id: int, widths: Sequence[int] | None = None
+    ) -> None:
+        """`widths`: each batch's padded width (runtime/batching.py's width buckets); None: its longest row."""
         self.windows, self.rows, self.pad_token_id = windows, list(rows), pad_token_id
+        lengths = windows.lengths
+        self.widths = list(widths) if widths is not None else [
+            int(lengths[batch].max()) if len(batch) else 0 for batch in self.rows
+        ]  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, PaddedWindows]:  # type: ignore[override]
         rows = self.rows[index]
-        return rows, self.windows.padded(rows, self.pad_token_id)
+        return rows, self.windows.padded(rows, self.pad_token_id, self.widths[index])
 
     @property
     def padded_tokens(self) -> int:
         """Rows x width summed over the batches, without padding them."""
-        lengths = self.windows.lengths
-        return sum(len(rows) * int(lengths[rows].max()) for rows in self.rows if len(rows))
+        return sum(len(rows) * width for rows, width in zip(self.rows, self.widths))
 
 
 def make_windows(

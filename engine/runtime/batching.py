@@ -3,7 +3,13 @@
 The rule that makes results reproducible and resumable: records are taken in consecutive groups of `size`
 counted from the first record; batches never mix two groups; inside a group windows are sorted by length (stable)
 and packed greedily, so that a batch holds at most `max_windows` windows and at most `max_tokens` padded tokens
-(rows x its longest row). A batch's composition therefore depends only on its group and the options.
+(rows x its width). A batch's composition therefore depends only on its group and the options.
+
+Width buckets (`width_multiple` m > 1, asked for by a backend whose results depend on how far a row is padded, as
+OpenVINO's bf16 kernels do): a window is padded to its length rounded up to a multiple of m (at most the window
+length), and a batch holds windows of one such width only. Each window is then computed at a width of its own, so
+its answer does not depend on its batch mates; the price is the padding up to the bucket. m = 1: each batch is
+padded to its own longest row, as before.
 """
 
 from __future__ import annotations
@@ -47,27 +53,43 @@ def iter_groups(
         yield group
 
 
-def pack_batches(lengths: np.ndarray, max_tokens: int, max_windows: int) -> list[np.ndarray]:
-    """Rows of each batch: windows sorted by length (stable, shortest first), then packed greedily.
+def pack_batches(
+    lengths: np.ndarray, max_tokens: int, max_windows: int, width_multiple: int = 1, max_width: int | None = None
+) -> list[np.ndarray]:
+    """Rows of each batch: windows sorted by length (stable, shortest first), then packed greedily; with width
+    buckets (m > 1), a new batch also starts where the bucket changes.
 
     A window longer than `max_tokens` on its own still gets a batch (of one): the budget bounds batching, it
     never refuses input.
     """
-    if max_tokens < 1 or max_windows < 1:
-        raise ValueError(f"max_tokens and max_windows must be >= 1, got {max_tokens}, {max_windows}")
+    if max_tokens < 1 or max_windows < 1 or width_multiple < 1:
+        raise ValueError(
+            f"max_tokens, max_windows and width_multiple must be >= 1, got {max_tokens}, {max_windows}, {width_multiple}"
+        )
     order = np.argsort(lengths, kind="stable")
-    sorted_lengths = lengths[order].tolist()
+    sorted_lengths = lengths[order]
+    widths = bucket_widths(sorted_lengths, width_multiple, max_width).tolist()
     batches = []
     first = 0
-    for position, length in enumerate(sorted_lengths):
+    for position, width in enumerate(widths):
         rows = position - first + 1
-        # Sorted ascending, so the window being added is the batch's longest.
-        if position > first and (rows > max_windows or rows * length > max_tokens):
+        # Sorted ascending, so the window being added sets the batch's width.
+        new_bucket = width_multiple > 1 and width != widths[first]
+        if position > first and (new_bucket or rows > max_windows or rows * width > max_tokens):
             batches.append(order[first:position])
             first = position
-    if sorted_lengths:
+    if widths:
         batches.append(order[first:])
     return batches
+
+
+def bucket_widths(lengths: np.ndarray, width_multiple: int, max_width: int | None) -> np.ndarray:
+    """The width each window is padded to: its length rounded up to a multiple of `width_multiple`, at most
+    `max_width` (never below the length itself)."""
+    widths = -(-np.asarray(lengths, dtype=np.int64) // width_multiple) * width_multiple
+    if max_width is not None:
+        widths = np.maximum(np.minimum(widths, max_width), lengths)
+    return widths
 
 
 @dataclass(frozen=True)
@@ -82,17 +104,26 @@ class PreparedGroup:
     seconds: float  # time spent tokenizing and cutting
 
 
-def cut_batches(windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int) -> PaddedBatches:
+def cut_batches(
+    windows: Windows, pad_token_id: int, max_tokens: int, max_windows: int, width_multiple: int = 1,
+    max_width: int | None = None,
+) -> PaddedBatches:
     """The group's batches, each padded from the flat windows when it is read, so that a group with a very long
     context holds only its unpadded windows and the batch in use (not every window padded, twice)."""
-    return PaddedBatches(windows, pack_batches(windows.lengths, max_tokens, max_windows), pad_token_id)
+    rows = pack_batches(windows.lengths, max_tokens, max_windows, width_multiple, max_width)
+    if width_multiple == 1:
+        return PaddedBatches(windows, rows, pad_token_id)
+    widths = [int(bucket_widths(windows.lengths[batch].max(keepdims=True), width_multiple, max_width)[0])
+              for batch in rows]  # fmt: skip
+    return PaddedBatches(windows, rows, pad_token_id, widths)
 
 
 def prepare_group(
-    tokenizer, examples: list[QAExample], window: WindowOptions, pad_token_id: int, max_tokens: int, max_windows: int
+    tokenizer, examples: list[QAExample], window: WindowOptions, pad_token_id: int, max_tokens: int, max_windows: int,
+    width_multiple: int = 1,
 ) -> PreparedGroup:
     started = time.perf_counter()
     windows = make_windows(tokenizer, examples, window)
-    batches = cut_batches(windows, pad_token_id, max_tokens, max_windows)
+    batches = cut_batches(windows, pad_token_id, max_tokens, max_windows, width_multiple, window.max_length)
     tokens = int(windows.lengths.sum())
     return PreparedGroup(examples, windows, batches, tokens, batches.padded_tokens, time.perf_counter() - started)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from spanqa.engine.runtime.backends.base import Backend
-from spanqa.engine.runtime.backends.loading import load_model, pad_token_id, worker_backends
+from spanqa.engine.runtime.backends.loading import load_model, pad_token_id, resolve_backend, worker_backends
 from spanqa.engine.runtime.batching import PreparedGroup, iter_groups, prepare_group
 from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.model_folder import Manifest, ModelFolderError, is_exported_model, read_manifest
@@ -57,7 +57,7 @@ def answer_settings(model_dir: str | os.PathLike, options: EngineOptions) -> dic
     precision = read_manifest(folder).precision if is_exported_model(folder) else None
     return {
         "model": {"files_sha256": model_files_digest(folder), "precision": precision},
-        "backend": options.backend,
+        "backend": resolve_backend(folder, options),  # what auto means here: answers differ between backends
         "device": options.device,
         "torch_dtype": options.torch_dtype,
         "window": None if options.window is None else asdict(options.window),  # None: the model's own
@@ -214,7 +214,7 @@ class QAEngine:
         # QATokenizer serialises its own calls (each one resets truncation and stride), so no lock is needed here.
         group = prepare_group(
             self.tokenizer, passages, self.window_options, self._pad_token_id,
-            self.options.max_batch_tokens, self.options.max_batch_windows,
+            self.options.max_batch_tokens, self.options.max_batch_windows, self.backend.width_multiple,
         )  # fmt: skip
         return _Prepared(group, questions)
 

@@ -201,7 +201,8 @@ def _row(name: str, rate: float, f1: float) -> SystemResult:
 
 
 def test_report_headline_and_chart(tmp_path):
-    rows = [_row("hf-pipeline", 10.0, 82.9), _row("optimum-int8", 20.0, 82.1), _row("spanqa-int8", 40.0, 82.5)]
+    rows = [_row("hf-pipeline", 10.0, 82.9), _row("optimum-int8", 20.0, 82.1), _row("spanqa-int8", 40.0, 82.5),
+            _row("spanqa-int8-openvino", 60.0, 82.8)]
     failed = SystemResult("seed", "seed", "PyTorch eager", "fp32", "cpu", "", status="failed, exit 1: boom")
     ratios = speedups([*rows, failed])
     rows = [SystemResult(**{**vars(row), "speedup": ratios[row.name]}) for row in rows]
@@ -214,6 +215,7 @@ def test_report_headline_and_chart(tmp_path):
     line = headline(report)
     assert "**4.00x hf-pipeline** (F1 82.90)" in line and "**2.00x optimum-int8** (F1 82.10)" in line
     assert "spanqa-int8 (F1 82.50)" in line
+    assert "spanqa-int8-openvino (F1 82.80) answers **6.00x hf-pipeline** (F1 82.90) and **3.00x optimum-int8**" in line
     text = markdown(report)
     assert "| seed | PyTorch eager | fp32 | failed, exit 1: boom |" in text
     header = next(row for row in text.splitlines() if row.startswith("| system | runtime"))

@@ -15,6 +15,7 @@ from functools import cache
 CHECKPOINT = "checkpoint"
 OPTIMUM_FP32, OPTIMUM_INT8 = "optimum-fp32", "optimum-int8"
 SPANQA_FP32, SPANQA_INT8 = "spanqa-fp32", "spanqa-int8"
+SPANQA_INT8_OPENVINO = "spanqa-int8-openvino"  # qa-export --openvino: the int8 folder with its OpenVINO graph
 
 
 @dataclass(frozen=True)
@@ -31,13 +32,16 @@ class SystemSpec:
 
 # transformers 5 removed pipeline("question-answering"), and optimum-onnx pins transformers<4.58: the pipeline and
 # Optimum baselines run on the pinned stack only (pip install -e ".[dev,optimum]").
-QA_PIPELINE, OPTIMUM = "qa-pipeline", "optimum"
+QA_PIPELINE, OPTIMUM, OPENVINO = "qa-pipeline", "optimum", "openvino"
 PINNED_STACK = "pinned stack: pip install -e '.[dev,optimum]'"
 
 
 @cache
 def missing(requirement: str) -> str | None:
     """Why `requirement` is not available on this install, or None."""
+    if requirement == OPENVINO:
+        absent = [name for name in ("openvino", "nncf") if importlib.util.find_spec(name) is None]
+        return f"{' and '.join(absent)} not installed (pip install 'spanqa[openvino]' nncf)" if absent else None
     if requirement == OPTIMUM:
         if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("optimum.onnxruntime") is None:
             return f"optimum-onnx is not installed ({PINNED_STACK})"
@@ -73,6 +77,9 @@ SYSTEMS: dict[str, SystemSpec] = {
                    "QAEngine on qa-export's fp32 model", devices=("cpu",)),
         SystemSpec("spanqa-int8", "spanqa", "ONNX Runtime", "int8", SPANQA_INT8,
                    "QAEngine on qa-export's int8 model", devices=("cpu",)),
+        SystemSpec("spanqa-int8-openvino", "spanqa", "OpenVINO", "int8", SPANQA_INT8_OPENVINO,
+                   "QAEngine on qa-export --openvino's int8 graph (NNCF), OpenVINO's CPU plugin (bf16 where the CPU "
+                   "has it): what backend auto runs there", devices=("cpu",), needs=(OPENVINO,)),
         SystemSpec("spanqa-torch", "spanqa", "PyTorch eager", "fp32", CHECKPOINT,
                    "QAEngine's torch backend on the checkpoint"),
         SystemSpec("spanqa-fp16", "spanqa", "PyTorch eager", "fp16", CHECKPOINT,
@@ -81,7 +88,8 @@ SYSTEMS: dict[str, SystemSpec] = {
 }
 
 DEFAULT_SYSTEMS = {
-    "cpu": ("seed", "hf-pipeline", "optimum-fp32", "optimum-int8", "spanqa-fp32", "spanqa-int8", "spanqa-torch"),
+    "cpu": ("seed", "hf-pipeline", "optimum-fp32", "optimum-int8", "spanqa-fp32", "spanqa-int8",
+            "spanqa-int8-openvino", "spanqa-torch"),
     "cuda": ("seed", "hf-pipeline", "hf-pipeline-fp16", "spanqa-torch", "spanqa-fp16"),
 }
 

@@ -1,5 +1,5 @@
-"""spanqa's own engine as a benchmark system: QAEngine on qa-export's ONNX models (fp32, int8) or on the checkpoint
-through its torch backend (fp32 on the CPU, fp16 on CUDA), with the engine's default batching.
+"""spanqa's own engine as a benchmark system: QAEngine on qa-export's ONNX models (fp32, int8; int8 also through
+its OpenVINO graph) or on the checkpoint through its torch backend (fp32 on the CPU, fp16 on CUDA), with the engine's default batching.
 
 Stage times are the engine's own `EngineStats` (tokenize runs in a background thread, overlapped with the model, so
 the three stages can add up to more than the wall time); batch latencies come from wrapping every worker's
@@ -34,7 +34,7 @@ class SpanqaRunner:
                          "max_batch_tokens": options.max_batch_tokens, "max_batch_windows": options.max_batch_windows,
                          "lookahead": options.lookahead, "prefetch": options.prefetch}  # fmt: skip
         self.settings["providers"] = list(getattr(self.engine.backend, "providers", ()))
-        if backend == "onnx":
+        if backend in ("onnx", "openvino"):
             self.settings["workers"] = len(self.engine.worker_backends)
             threads = getattr(self.engine.backend, "intra_op_threads", 0)  # per worker
             self.settings["intra_op_threads"] = threads or "onnxruntime default"
@@ -79,7 +79,9 @@ def _recorded(run, calls: list):
     return timed_run
 
 
-def export_spanqa(checkpoint: str, output: Path, precision: str, calibration: str | None = None) -> None:
+def export_spanqa(
+    checkpoint: str, output: Path, precision: str, calibration: str | None = None, openvino: bool = False
+) -> None:
     """qa-export as a library, with its defaults (fusions, parity gate on its built-in sample), and for int8 the
     calibration data if there is one (static int8). It stages the folder and publishes it whole, so an interrupted
     export never looks finished."""
@@ -87,4 +89,4 @@ def export_spanqa(checkpoint: str, output: Path, precision: str, calibration: st
     from spanqa.export.run import export_model
 
     export_model(ExportOptions(checkpoint=checkpoint, output=str(output), precision=precision, overwrite=True,
-                               calibration=calibration))  # fmt: skip
+                               calibration=calibration, openvino=openvino))  # fmt: skip

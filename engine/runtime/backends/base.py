@@ -24,6 +24,9 @@ class Backend(Protocol):
     name: str  # "onnxruntime" or "torch"
     providers: tuple[str, ...]  # what actually runs, best first, e.g. ("CUDAExecutionProvider", "CPUExecutionProvider")
     input_names: tuple[str, ...]  # the model inputs fed from each batch
+    # Pad batches to widths in multiples of this (runtime/batching.py's width buckets): 1 pads each batch to its
+    # longest row (ONNX Runtime, torch); more where a row's result depends on how far it is padded (OpenVINO).
+    width_multiple: int
 
     def run(self, batch: PaddedWindows) -> tuple[np.ndarray, np.ndarray]: ...
 

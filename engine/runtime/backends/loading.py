@@ -30,15 +30,42 @@ def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedMo
     folder = Path(model_dir)
     if not folder.is_dir():
         raise ModelFolderError(f"{folder}: no such model folder")
-    kind = options.backend
-    if kind == "auto":
-        # model.onnx without a manifest is an unfinished export: say so rather than try it as a checkpoint.
-        kind = "onnx" if is_exported_model(folder) or (folder / MODEL_FILE).is_file() else "torch"
+    kind = resolve_backend(folder, options)
     if kind == "onnx":
         return _load_onnx(folder, options)
     if kind == "openvino":
         return _load_openvino(folder, options)
     return _load_torch(folder, options)
+
+
+def resolve_backend(model_dir: str | os.PathLike, options: EngineOptions) -> str:
+    """The backend `options.backend` means for this folder: itself unless "auto". auto: torch for a checkpoint;
+    for a qa-export folder OpenVINO where `openvino_backend.openvino_preferred` holds and the device may be the CPU,
+    else ONNX Runtime."""
+    folder = Path(model_dir)
+    if options.backend != "auto":
+        return options.backend
+    # model.onnx without a manifest is an unfinished export: say so rather than try it as a checkpoint.
+    if not is_exported_model(folder):
+        return "onnx" if (folder / MODEL_FILE).is_file() else "torch"
+    if options.device in ("auto", "cpu") and not _gpu_available(options):
+        from spanqa.engine.runtime.backends.openvino_backend import openvino_preferred
+
+        try:
+            if openvino_preferred(read_manifest(folder)):
+                return "openvino"
+        except ModelFolderError:
+            pass  # _load_onnx reports the manifest's problem
+    return "onnx"
+
+
+def _gpu_available(options: EngineOptions) -> bool:
+    """Whether ONNX Runtime would put this engine on a GPU (device auto with a GPU build), which comes first."""
+    import onnxruntime
+
+    from spanqa.engine.runtime.backends.onnx_backend import GPU_PROVIDERS, choose_providers
+
+    return choose_providers(options.device, onnxruntime.get_available_providers())[0] in GPU_PROVIDERS
 
 
 def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
@@ -113,11 +140,7 @@ def _onnx_split(options: EngineOptions) -> tuple[int, int]:
     """(workers, threads per worker) for an ONNX Runtime engine. A GPU counts as the device when this onnxruntime
     build offers one that `options.device` may take (if it then fails to start, the one CPU worker keeps
     onnxruntime's default threads, as before workers existed)."""
-    import onnxruntime
-
-    from spanqa.engine.runtime.backends.onnx_backend import GPU_PROVIDERS, choose_providers
-
-    on_gpu = choose_providers(options.device, onnxruntime.get_available_providers())[0] in GPU_PROVIDERS
+    on_gpu = _gpu_available(options)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return worker_split(options.workers, options.session.intra_op_threads, cores, on_gpu)
 
@@ -172,4 +195,4 @@ def _check_window(folder: Path, window: WindowOptions) -> None:
         )
 
 
-__all__ = ["load_model", "load_tokenizer", "pad_token_id", "worker_backends"]
+__all__ = ["load_model", "load_tokenizer", "pad_token_id", "resolve_backend", "worker_backends"]

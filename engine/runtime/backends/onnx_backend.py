@@ -87,6 +87,7 @@ class OnnxBackend:
     """`run(batch)` feeds the graph exactly the inputs the manifest names and returns float32 start/end logits."""
 
     name = "onnxruntime"
+    width_multiple = 1  # batches padded to their longest row (runtime/batching.py)
 
     def __init__(
         self,

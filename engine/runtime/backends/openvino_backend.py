@@ -1,15 +1,18 @@
-"""OpenVINO backend (the [openvino] extra, EngineOptions(backend="openvino")): a qa-export folder's model.onnx
-compiled by OpenVINO's CPU plugin.
+"""OpenVINO backend (the [openvino] extra): a qa-export folder on OpenVINO's CPU plugin.
 
-OpenVINO reads the ONNX file itself, fused fp32 exports included (it converts ORT's Attention,
-EmbedLayerNormalization, SkipLayerNormalization and BiasGelu), but it has no conversion for QAttention or
-QEmbedLayerNormalization, so the fused int8 export (the shipped model) stays on ONNX Runtime. Where the CPU has
-bf16 units (AMX, AVX512-BF16) the plugin computes in bf16 by default, and that is where it wins: in
-benchmarks/results/openvino_compare*.json an fp32 export on OpenVINO in bf16 answered 1.29x and 1.50x (1 worker x 2
-threads) and 2.11x (2 x 1, the engine's default split) as many questions per second as ONNX Runtime on the shipped
-int8 model (medians of interleaved rounds), at F1 85.50 against 83.80 on 500 dev questions; forced to f32 it ran at
-ONNX Runtime fp32's speed, about half the int8 model's. It is not chosen by backend="auto": the shipped model
-cannot run on it, the win needs bf16 hardware, and bf16 answers are not fp32's.
+It runs the folder's OpenVINO graph where the manifest names one (qa-export --openvino: static int8 IR made by NNCF,
+export/openvino_ir.py), else the folder's model.onnx, which OpenVINO reads itself when it is fp32 (fused or not). It
+cannot read the fused int8 model.onnx: it has no conversion for QAttention or QEmbedLayerNormalization.
+
+Where the CPU has bf16 units (AMX, AVX512-BF16) the plugin computes what is not int8 in bf16 by default, and that is
+where it wins: on such a CPU the int8 IR answered about 1.7x as many questions per second as ONNX Runtime on the
+static int8 model.onnx, at the same or higher F1 (BENCHMARKS.md, "CPU throughput"); forced to f32 it ran at about
+ONNX Runtime's speed. Hence backend="auto" picks it only for a folder with an OpenVINO graph, with openvino
+installed, on a CPU whose plugin reports BF16 (`openvino_preferred`).
+
+bf16 makes a row's logits depend on how far it is padded (measured: 0.3-0.7% of answers changed with the batching),
+so this backend asks for width buckets (`width_multiple`, runtime/batching.py): each window is computed at a width
+of its own and its answer no longer depends on its batch mates.
 
 openvino is imported when a backend is made, not when this module is, so that importing the engine stays cheap.
 """
@@ -46,6 +49,9 @@ class OpenVinoBackend:
     """`run(batch)` feeds the graph exactly the inputs the manifest names and returns float32 start/end logits."""
 
     name = "openvino"
+    # Widths in multiples of 32: small enough to waste little padding (windows of SQuAD questions average ~170
+    # tokens), and a few dozen shapes in all, which the plugin compiles once each.
+    width_multiple = 32
 
     def __init__(
         self,
@@ -60,7 +66,8 @@ class OpenVinoBackend:
         import openvino as ov
 
         self._folder, self._manifest, self._options, self._precision = folder, manifest, options, precision
-        self.model_path = Path(folder) / manifest.model_file
+        graph = manifest.openvino.model_file if manifest.openvino is not None else manifest.model_file
+        self.model_path = Path(folder) / graph
         self.input_names = tuple(manifest.input_names)
         self.output_names = tuple(manifest.output_names)
         core = ov.Core()
@@ -93,6 +100,18 @@ class OpenVinoBackend:
         return start, end
 
 
+def openvino_preferred(manifest: Manifest) -> bool:
+    """backend="auto"'s rule for a qa-export folder on the CPU: OpenVINO where the folder has an OpenVINO graph,
+    openvino is installed and this CPU's plugin computes in bf16; ONNX Runtime otherwise."""
+    if manifest.openvino is None:
+        return False
+    try:
+        import openvino as ov
+    except ImportError:
+        return False
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def _check_names(model, input_names: tuple[str, ...], output_names: tuple[str, ...], model_path: Path) -> None:
     graph_inputs = {name for port in model.inputs for name in port.get_names()}
     graph_outputs = {name for port in model.outputs for name in port.get_names()}
@@ -113,4 +132,4 @@ def _model_error(model_path: Path, error: BaseException) -> ModelFolderError:
     return ModelFolderError(f"{model_path}: openvino cannot load it ({type(error).__name__}: {reason})")
 
 
-__all__ = ["ONNXRUNTIME_ONLY_OPS", "OpenVinoBackend", "compile_config"]
+__all__ = ["ONNXRUNTIME_ONLY_OPS", "OpenVinoBackend", "compile_config", "openvino_preferred"]

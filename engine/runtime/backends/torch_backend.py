@@ -71,6 +71,7 @@ class TorchBackend:
     """`run(batch)` returns float32 start/end logits from AutoModelForQuestionAnswering under inference_mode."""
 
     name = "torch"
+    width_multiple = 1  # batches padded to their longest row (runtime/batching.py)
 
     def __init__(self, folder: str | os.PathLike, device: str = "auto", dtype: str = "auto", allow_pickle: bool = False):
         import torch
