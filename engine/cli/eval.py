@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data",
         metavar="DATA",
         help="questions with gold answers: official nested SQuAD JSON (v1.1 or v2.0, plain or .gz), "
-        "JSONL records with answers, or a Hugging Face dataset name",
+        "JSONL records with answers (multi-passage \"contexts\" records included), or a Hugging Face dataset name",
     )
     parser.add_argument(
         "predictions",

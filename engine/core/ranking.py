@@ -23,8 +23,9 @@ decoder keeps each passage's best spans (`SpanCollector`, `keep` = `candidates_k
    top_k pairwise non-overlapping answers among the candidates (a long span that covers two shorter ones would
    otherwise leave fewer than top_k: the transformers#38984 failure). So there are exactly top_k answers whenever
    the candidates hold top_k pairwise non-overlapping spans that include the best; else as many as they can.
-   Each passage keeps n_best x top_k spans for this, so overlapping variants of one answer do not crowd out the
-   next, and spans are compared after word alignment (two pieces of one word are one answer).
+   The candidates for this are the question's n_best x top_k best spans (each passage keeps that many, since one
+   passage may hold them all), so overlapping variants of one answer do not crowd out the next; spans are compared
+   after word alignment (two pieces of one word are one answer).
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ def _answer(
 
     top_answers = None
     if options.top_k > 1:
-        pool = [ranked(candidate) for candidate in candidates]
-        top_answers = tuple(_distinct(pool, [candidate[1] for candidate in candidates], options.top_k))
+        considered = candidates[: candidates_kept(options)]  # the question's best, whichever passages hold them
+        pool = [ranked(candidate) for candidate in considered]
+        top_answers = tuple(_distinct(pool, [candidate[1] for candidate in considered], options.top_k))
     if no_answer:
         score = weigh.null() if weigh.null_score is not None else 0.0
         best = RankedAnswer("", score, 0, 0, None)

@@ -10,9 +10,9 @@ characters it would add hold one of a script written without spaces (Han, kana, 
 Tibetan), where a tokenizer's "word" may be a whole phrase or sentence. BERT's normalizer makes each CJK character a
 word of its own, so such spans are unchanged anyway; a Latin word inside Chinese text is still completed.
 
-Only the neighbourhood of a span is tokenized: for tokenizers whose pipeline never looks across a space
-(`QATokenizer.splits_at_spaces`), the text from the last whitespace before the span to the first one after it
-tokenizes as it does inside the whole text. Other tokenizers get the whole text tokenized once per text.
+Only the pieces at a span's ends are tokenized: for tokenizers whose pipeline never looks across a space
+(`QATokenizer.splits_at_spaces`), the whitespace-free piece holding a span's first (or last) character tokenizes
+as it does inside the whole text. Other tokenizers get the whole text tokenized once per text.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ _SPACELESS_SCRIPTS = re.compile(
     "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]"  # Han
 )
 _WHITESPACE = re.compile(r"\s")
-# How far from a span its neighbourhood may reach on each side; a word longer than this is not widened.
+# How far from a span's ends the pieces around them may reach; a word longer than this is not widened.
 _MAX_REACH = 512
+_MAX_PIECES = 65536  # pieces whose words are remembered (a few MiB at most), forgotten all at once beyond
 
 
 def has_spaceless_script(text: str) -> bool:
@@ -43,12 +44,14 @@ def has_spaceless_script(text: str) -> bool:
 
 
 class WordAligner:
-    """Widens spans of texts to whole words with one tokenizer; one per engine (it remembers the last text's words
-    for tokenizers that need a whole text tokenized)."""
+    """Widens spans of texts to whole words with one tokenizer; one per engine. It remembers the words of the pieces
+    it tokenized (a whitespace-free piece tokenizes alike wherever it occurs), and, for tokenizers that need a whole
+    text tokenized, the last text's words."""
 
     def __init__(self, tokenizer: QATokenizer) -> None:
         self._tokenizer = tokenizer
         self._local = tokenizer.splits_at_spaces
+        self._pieces: dict[str, tuple[list[int], list[int]]] = {}  # piece -> its words' starts and ends
         self._cached: tuple[str, list[int], list[int]] | None = None  # text, word starts, word ends
 
     def align(self, text: str, start: int, end: int) -> tuple[int, int]:
@@ -56,15 +59,18 @@ class WordAligner:
         if end <= start:
             return start, end
         if self._local:
-            offset, starts, ends, reach = self._neighbourhood(text, start, end)
+            offset, (starts, ends), reach = self._piece(text, start)
         else:
             offset, (starts, ends), reach = 0, self._whole(text), (-1, len(text) + 1)
-        new_start, new_end = start, end
+        new_start = start
         word = bisect.bisect_right(starts, start - offset) - 1  # the last word starting at or before `start`
         if word >= 0 and ends[word] > start - offset:
             candidate = starts[word] + offset
             if candidate > reach[0] and not has_spaceless_script(text[candidate:start]):
                 new_start = candidate
+        if self._local:
+            offset, (starts, ends), reach = self._piece(text, end - 1)
+        new_end = end
         word = bisect.bisect_left(ends, end - offset)  # the first word ending at or after `end`
         if word < len(ends) and starts[word] < end - offset:
             candidate = ends[word] + offset
@@ -72,23 +78,27 @@ class WordAligner:
                 new_end = candidate
         return new_start, new_end
 
-    def _neighbourhood(self, text: str, start: int, end: int) -> tuple[int, list[int], list[int], tuple[int, int]]:
-        """Words of the text around the span, from the last whitespace before it to the first after it, and the
-        offset of that piece. `reach` is where a word must start after (and end before) to be trusted whole: the
-        piece's edges when they were cut short of a whitespace, else just outside the piece."""
-        low = max(0, start - _MAX_REACH)
-        left = start
+    def _piece(self, text: str, position: int) -> tuple[int, tuple[list[int], list[int]], tuple[int, int]]:
+        """The words of the whitespace-free piece of `text` around `position`, and the piece's offset. `reach` is
+        where a word must start after (and end before) to be trusted whole: the piece's edges where it was cut
+        short of a whitespace (_MAX_REACH), else just outside the piece."""
+        low = max(0, position - _MAX_REACH)
+        left = position
         while left > low and not _WHITESPACE.match(text, left - 1):
             left -= 1
-        high = min(len(text), end + _MAX_REACH)
-        found = _WHITESPACE.search(text, end, high)
+        high = min(len(text), position + 1 + _MAX_REACH)
+        found = _WHITESPACE.search(text, position, high)
         right = found.start() if found else high
         piece = text[left:right]
-        spans = self._tokenizer.word_spans(piece)
+        words = self._pieces.get(piece)
+        if words is None:
+            if len(self._pieces) >= _MAX_PIECES:
+                self._pieces.clear()
+            spans = self._tokenizer.word_spans(piece)
+            words = self._pieces[piece] = ([s for s, _ in spans], [e for _, e in spans])
         cut_left = left == low and low > 0 and not _WHITESPACE.match(text, left - 1)
         cut_right = right == high and high < len(text)
-        reach = (left if cut_left else left - 1, right if cut_right else right + 1)
-        return left, [s for s, _ in spans], [e for _, e in spans], reach
+        return left, words, (left if cut_left else left - 1, right if cut_right else right + 1)
 
     def _whole(self, text: str) -> tuple[list[int], list[int]]:
         if self._cached is None or self._cached[0] is not text:

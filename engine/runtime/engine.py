@@ -129,7 +129,9 @@ class QAEngine:
         Raises `DataFormatError` for a bad question or passage list."""
         if (context is None) == (contexts is None):
             raise TypeError("answer() takes a context or contexts=[...], exactly one of them")
-        field = ("context", context) if contexts is None else (CONTEXTS_FIELD, list(contexts))
+        if contexts is not None and isinstance(contexts, tuple):
+            contexts = list(contexts)  # a list is what the record rules take (a string is refused, not split)
+        field = ("context", context) if contexts is None else (CONTEXTS_FIELD, contexts)
         example = to_example({"id": id, "question": question, field[0]: field[1]}, 0)
         prepared = self._prepare([example])
         computed = ((*item, _run_batch(self.backend, item[1])) for item in prepared.group.batches)

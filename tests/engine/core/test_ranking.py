@@ -147,3 +147,10 @@ def test_aligned_spans_that_become_one_are_one_answer(aligner):
     )  # fmt: skip
     (plain,) = rank_answers([text], spans, [QuestionPassages("q", 0)], DecodeOptions(align_to_words=False), aligner)
     assert plain.answer == "Bron"
+
+
+def test_a_word_longer_than_the_reach_is_left_as_the_model_cut_it(aligner):
+    text = "start " + "x" * 3000 + " end"
+    assert aligner.align(text, 2000, 2001) == (2000, 2001)  # the word's edges lie beyond the pieces looked at
+    assert aligner.align(text, 1, 4) == (0, 5)  # "tar" of "start"
+    assert aligner.align(text, len(text) - 2, len(text)) == (len(text) - 3, len(text))

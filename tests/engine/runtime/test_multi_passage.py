@@ -107,6 +107,9 @@ def test_top_k_per_call_and_bad_passage_lists(tiny_onnx):
         engine.answer("Who?", contexts=["fine", 3])
     with pytest.raises(TypeError, match="exactly one"):
         engine.answer("Who?", "a context", contexts=["a passage"])
+    with pytest.raises(DataFormatError, match='field "contexts" must be a list of passages, got a JSON string'):
+        engine.answer("Who?", contexts="one passage, not a list")
+    assert engine.answer("Who?", contexts=("A passage.", "Another.")).passage in (0, 1)
 
 
 def test_cjk_and_emoji_passages_go_through_word_alignment(tiny_onnx):
@@ -173,9 +176,14 @@ HELD_OUT = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shipped_engine() -> QAEngine:
+    return QAEngine(options=EngineOptions(decode=DecodeOptions(top_k=3)))
+
+
 @pytest.mark.parametrize("position", [0, 4, 9])
-def test_the_right_passage_wins_among_nine_distractors_with_the_shipped_model(position):
-    engine = QAEngine(options=EngineOptions(decode=DecodeOptions(top_k=3)))
+def test_the_right_passage_wins_among_nine_distractors_with_the_shipped_model(shipped_engine, position):
+    engine = shipped_engine
     for question, right, expected, distractors in HELD_OUT:
         passages = [{"id": f"d{index}", "text": text} for index, text in enumerate(distractors)]
         passages.insert(position, {"id": "right", "text": right})
