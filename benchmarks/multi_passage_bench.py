@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['multi_em']:.2f}/{result['multi_f1']:.2f} (own passage alone: {result['single_own_passage_em']:.2f}/"
         f"{result['single_own_passage_f1']:.2f})"
     )
-    report(result, table, arguments.json)
+    from spanqa.benchmarks.int8_variants import repo_relative  # the results' one rule for naming paths
+
+    report(repo_relative(result), table, arguments.json)
     return 0
 
 
