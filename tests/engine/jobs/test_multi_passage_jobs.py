@@ -116,3 +116,14 @@ def test_qa_answer_cli_and_qa_eval_on_multi_passage_records(tiny_model, tmp_path
     assert result.exact_match == pytest.approx(100 * len(correct) / 12)
     assert eval_main([str(source), str(output)]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 12
+
+
+def test_one_question_over_several_context_flags(tiny_model, capsys):
+    passages = ["The mill at Fennow opened in 1851.", "The mill at Calder opened in 1852."]
+    arguments = ["--question", "When did the mill at Calder open?", "--model", str(tiny_model), "--top-k", "2"]
+    assert main([*arguments, "--context", passages[0], "--context", passages[1]]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["passage"] in (0, 1) and passages[answer["passage"]][answer["start"] : answer["end"]] == answer["answer"]
+    assert len(answer["top_answers"]) == 2
+    assert main([*arguments, "--context", passages[0]]) == 0  # one --context: a single context, no "passage"
+    assert "passage" not in json.loads(capsys.readouterr().out)
