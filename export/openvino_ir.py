@@ -25,7 +25,7 @@ from spanqa.engine.core.windows import Windows
 from spanqa.export.calibrate import calibration_batches
 from spanqa.export.options import ExportError
 from spanqa.engine.runtime.batching import cut_batches
-from spanqa.export.parity import Logits, ValidationSet, compare, torch_logits
+from spanqa.export.parity import Logits, ValidationSet, compare, torch_logits, word_aligner
 
 OPENVINO_MODEL_FILE = "openvino_model.xml"  # and openvino_model.bin beside it (Optimum-Intel's names)
 CALIBRATION_BATCH_WINDOWS = 8
@@ -69,7 +69,8 @@ def openvino_parity(
     compiled = ov.Core().compile_model(str(stage / OPENVINO_MODEL_FILE), "CPU")
     reference = torch_logits(model, tokenizer, windows, batch_size)
     candidate = _openvino_logits(compiled, windows, batch_size, tokenizer.pad_token_id, max_length)
-    return compare(validation, windows, reference, candidate, tokenizer.pad_token_id, "int8", thresholds)
+    return compare(validation, windows, reference, candidate, tokenizer.pad_token_id, "int8", thresholds,
+                   word_aligner(tokenizer))  # fmt: skip
 
 
 def openvino_record(calibration_windows: int, parity: ParityReport | None) -> OpenVinoGraph:

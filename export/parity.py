@@ -2,7 +2,8 @@
 
 Both sides see the same windows (the engine's make_windows), batched the same way (sorted by length, each batch
 padded to its longest window), and their logits go through the same decoder and the same official metric, so any
-difference comes from the graph alone. Recorded: the largest |logit difference| over real (unpadded) positions,
+difference comes from the graph alone. The decoder is the engine's own, answers widened to whole words as qa-answer
+widens them by default, so the gate scores the answers qa-answer will give. Recorded: the largest |logit difference| over real (unpadded) positions,
 the share of questions whose answer text is identical, and EM/F1 of both sides.
 """
 
@@ -21,6 +22,7 @@ from spanqa.engine.core.answers import Answer
 from spanqa.engine.core.decoder import DecodeOptions, decode_predictions
 from spanqa.engine.core.tokenizer import QATokenizer
 from spanqa.engine.core.windows import PaddedWindows, WindowOptions, Windows, make_windows
+from spanqa.engine.core.word_align import WordAligner
 from spanqa.engine.core.model_folder import ParityReport
 from spanqa.engine.evaluation.scoring import evaluate
 
@@ -124,11 +126,13 @@ def onnx_logits(session, windows: Windows, batch_size: int, pad_token_id: int) -
     return Logits(start, end, seconds)
 
 
-def decode(examples: Sequence[QAExample], windows: Windows, logits: Logits, pad_token_id: int) -> list[Answer]:
+def decode(
+    examples: Sequence[QAExample], windows: Windows, logits: Logits, pad_token_id: int, aligner: WordAligner
+) -> list[Answer]:
     everything = windows.padded(np.arange(len(windows)), pad_token_id)
     return decode_predictions(
         [example.context for example in examples], logits.start, logits.end, everything.offsets,
-        everything.lengths, everything.cls_index, everything.example_index, DecodeOptions(),
+        everything.lengths, everything.cls_index, everything.example_index, DecodeOptions(), aligner=aligner,
     )  # fmt: skip
 
 
@@ -140,15 +144,17 @@ def compare(
     pad_token_id: int,
     precision: Precision,
     thresholds: ParityThresholds,
+    aligner: WordAligner,
 ) -> ParityReport:
+    """`aligner`: the checkpoint tokenizer's (`word_aligner`), which widens both sides' answers to whole words."""
     examples = validation.examples
     real = np.arange(reference.start.shape[1]) < windows.lengths[:, None]
     max_diff = max(
         float(np.abs(reference.start - candidate.start)[real].max(initial=0.0)),
         float(np.abs(reference.end - candidate.end)[real].max(initial=0.0)),
     )
-    reference_answers = decode(examples, windows, reference, pad_token_id)
-    answers = decode(examples, windows, candidate, pad_token_id)
+    reference_answers = decode(examples, windows, reference, pad_token_id, aligner)
+    answers = decode(examples, windows, candidate, pad_token_id, aligner)
     agreement = 100.0 * sum(a.answer == b.answer for a, b in zip(reference_answers, answers)) / len(examples)
     reference_score = evaluate(examples, {e.id: p.answer for e, p in zip(examples, reference_answers)})
     score = evaluate(examples, {e.id: p.answer for e, p in zip(examples, answers)})
@@ -204,7 +210,13 @@ def run_parity(
         # onnxruntime-gpu lists CUDA even where no GPU can be used, and then falls back to the CPU quietly.
         raise ExportError(f"the parity gate needs {providers[0]}, but ONNX Runtime could not use it here")
     candidate = onnx_logits(session, windows, batch_size, tokenizer.pad_token_id)
-    return compare(validation, windows, reference, candidate, tokenizer.pad_token_id, precision, thresholds)
+    return compare(validation, windows, reference, candidate, tokenizer.pad_token_id, precision, thresholds,
+                   word_aligner(tokenizer))  # fmt: skip
+
+
+def word_aligner(tokenizer) -> WordAligner:
+    """The engine's word alignment over a transformers fast tokenizer (the folder's tokenizer.json is its own)."""
+    return WordAligner(QATokenizer.from_transformers(tokenizer))
 
 
 def _gate(precision: Precision, thresholds: ParityThresholds, agreement: float, f1_drop: float) -> tuple[str, bool]:

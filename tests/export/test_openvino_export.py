@@ -85,6 +85,21 @@ def test_backend_openvino_runs_the_ir_and_answers_do_not_depend_on_batching(open
 
 
 @needs_openvino_export
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_each_gate_scores_what_the_engine_answers(openvino_export, training_file, backend):
+    """A gate's figures are the engine's own on the same questions: same decoder and word alignment, and (for the
+    OpenVINO graph) the same width buckets; even a random model's near-tied spans come out alike."""
+    from spanqa.engine.evaluation.scoring import evaluate
+
+    examples = load_examples(training_file)
+    engine = QAEngine(openvino_export, options=EngineOptions(backend=backend, device="cpu"))
+    scores = evaluate(examples, {answer.id: answer.answer for answer in engine.answer_many(examples)})
+    manifest = read_manifest(openvino_export)
+    parity = manifest.parity if backend == "onnx" else manifest.openvino.parity
+    assert (round(scores.f1, 4), round(scores.exact_match, 4)) == (parity.f1, parity.exact_match)
+
+
+@needs_openvino_export
 def test_auto_picks_openvino_exactly_where_the_rule_says(openvino_export, monkeypatch):
     from spanqa.engine.runtime.backends import openvino_backend
 
