@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest a question waits for batch mates before its batch goes anyway (default: %(default)s)",
     )  # fmt: skip
     server.add_argument(
+        "--packing-window", type=_positive_int, default=defaults.packing_window, metavar="N",
+        help="a batch's mates are chosen among the N oldest queued questions, by length (default: %(default)s)",
+    )  # fmt: skip
+    server.add_argument(
         "--max-concurrent", type=_positive_int, default=defaults.max_concurrent, metavar="N",
         help="requests in progress at once; more get 503 with Retry-After (default: %(default)s)",
     )  # fmt: skip
@@ -111,6 +115,7 @@ def serve_options(arguments: argparse.Namespace):
 
     return ServeOptions(
         host=arguments.host, port=arguments.port, max_queue_delay_ms=arguments.max_queue_delay_ms,
+        packing_window=arguments.packing_window,
         max_concurrent=arguments.max_concurrent, max_queued_questions=arguments.max_queued_questions,
         max_questions_per_request=arguments.max_questions_per_request, max_body_bytes=arguments.max_body_bytes,
         max_context_chars=arguments.max_context_chars, request_timeout_s=arguments.request_timeout,

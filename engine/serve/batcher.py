@@ -1,13 +1,14 @@
 """Dynamic batching: records from many requests wait in one queue and go to the model together.
 
-Threads, not the event loop: one thread forms batches; each of the engine's workers (`QAEngine.worker_backends`)
-runs one batch at a time in a thread of its own, and decoding (`QAEngine.finish`) is serialised by a lock, since it
-updates the engine's stats. onnxruntime releases the GIL while it runs, so the event loop stays free.
+Threads, not the event loop: each of the engine's workers (`QAEngine.worker_backends`) has a thread of its own that
+takes a batch from the queue, runs it, decodes it and comes back for the next, so the model runs one batch at a
+time per worker; decoding (`QAEngine.finish`) is serialised by a lock, since it updates the engine's stats.
+onnxruntime releases the GIL while it runs, so the event loop stays free.
 
 Flush rule: a batch is formed (by `packing.choose_batch`) only when a worker is free, so that under load the queue
-fills while the workers run and the batch taken is as full as the budget allows. It goes to that worker at once if
+fills while the workers run and the batch taken is as full as the budget allows. That worker takes it at once if
 1. a queued record was left out for want of room (the batch is full), or the oldest record runs alone (packing
-   rule 3),
+   rule 4),
 2. no admitted request is still being read and tokenized (`expect`/`submit`): nothing more is coming to wait for,
 3. or the oldest record has waited `max_queue_delay` since it was queued;
 otherwise the former waits for the next record, up to that deadline. A record whose request gave up (`cancel`,
@@ -16,11 +17,10 @@ timeout) before its batch formed leaves the queue and costs no model time.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ class Unit:
     prepared: Any  # QAEngine.prepare([example])
     top_k: int | None
     shape: Shape
-    # Its one batch (rows, padded), or None when its own preparation cut it into several (packing rule 3).
+    # Its one batch (rows, padded), or None when its own preparation cut it into several (packing rule 4).
     batch: tuple[Any, Any] | None
     queued: float = field(default_factory=time.monotonic)
     future: Future = field(default_factory=Future)
@@ -68,30 +68,32 @@ def make_unit(engine: QAEngine, example: Any, top_k: int | None) -> Unit:
 
 class DynamicBatcher:
     def __init__(
-        self, engine: QAEngine, max_queue_delay_s: float, on_batch: Callable[[BatchReport], None] | None = None
-    ) -> None:
+        self, engine: QAEngine, max_queue_delay_s: float, on_batch: Callable[[BatchReport], None] | None = None,
+        packing_window: int = 16,
+    ) -> None:  # fmt: skip
         self._engine = engine
         self._delay = max_queue_delay_s
+        self._window = packing_window
         self._on_batch = on_batch or (lambda report: None)
         self._max_tokens = engine.options.max_batch_tokens
         self._max_windows = engine.options.max_batch_windows
+        self._same_width = engine.backend.width_multiple > 1  # packing rule 3
         self._pad_token_id = pad_token_id(engine.tokenizer)
         self._queue: list[Unit] = []  # oldest first
         self._expected = 0  # requests admitted and not yet submitted (being read and tokenized)
         self._closing = False
         self._condition = threading.Condition()
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        for backend in engine.worker_backends:
-            self._idle.put(backend)
-        # Twice the workers: a worker's thread decodes after handing its backend back, while the next batch runs.
-        self._runners = ThreadPoolExecutor(2 * len(engine.worker_backends), thread_name_prefix="spanqa-serve-model")
         self._finish_lock = threading.Lock()
-        self._former = threading.Thread(target=self._form_batches, name="spanqa-serve-batcher", daemon=True)
-        self._former.start()
+        self._workers = [
+            threading.Thread(target=self._work, args=(backend,), name=f"spanqa-serve-worker-{number}", daemon=True)
+            for number, backend in enumerate(engine.worker_backends)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def alive(self) -> bool:
-        return self._former.is_alive()
+        return all(worker.is_alive() for worker in self._workers)
 
     @property
     def queued(self) -> int:
@@ -134,18 +136,17 @@ class DynamicBatcher:
         with self._condition:
             self._closing = True
             self._condition.notify_all()
-        self._former.join()
-        self._runners.shutdown(wait=True)
+        for worker in self._workers:
+            worker.join()
 
-    # --- the former's thread ----------------------------------------------------------------------------------
+    # --- a worker's thread ------------------------------------------------------------------------------------
 
-    def _form_batches(self) -> None:
+    def _work(self, backend: Any) -> None:
         while True:
-            backend = self._idle.get()  # flush only when a worker is free
-            batch = self._next_batch()
+            batch = self._next_batch()  # only a free worker asks: flush rule
             if batch is None:
                 return
-            self._runners.submit(self._run, backend, batch)
+            self._run(backend, batch)
 
     def _next_batch(self) -> list[Unit] | None:
         with self._condition:
@@ -155,21 +156,19 @@ class DynamicBatcher:
                         return None
                     self._condition.wait()
                     continue
-                shapes = [unit.shape for unit in self._queue]
+                shapes = [unit.shape for unit in self._queue[: self._window]]
                 oldest = self._queue[0]
                 alone = oldest.batch is None or not fits(oldest.shape.rows, oldest.shape.width, self._max_tokens,
                                                          self._max_windows)  # fmt: skip
-                chosen = [0] if alone else choose_batch(shapes, self._max_tokens, self._max_windows)
+                chosen = [0] if alone else choose_batch(shapes, self._max_tokens, self._max_windows, self._same_width)
                 wait = self._queue[0].queued + self._delay - time.monotonic()
-                full = len(chosen) < len(self._queue) or alone
+                full = len(chosen) < len(self._queue) or alone  # waiting would not add to this batch
                 if full or self._expected <= 0 or wait <= 0 or self._closing:
                     taken = set(chosen)
                     batch = [self._queue[position] for position in chosen]
                     self._queue = [unit for position, unit in enumerate(self._queue) if position not in taken]
                     return batch
                 self._condition.wait(wait)
-
-    # --- a worker's thread ------------------------------------------------------------------------------------
 
     def _run(self, backend: Any, units: list[Unit]) -> None:
         try:
@@ -182,12 +181,10 @@ class DynamicBatcher:
             else:
                 computed = self._run_stacked(backend, units)
             model_seconds = time.monotonic() - started
-        except BaseException as error:  # noqa: BLE001 - the model failed: every request of the batch is told
-            self._idle.put(backend)
+        except Exception as error:  # noqa: BLE001 - the model failed: every request of the batch is told
             for unit in units:
                 _settle(unit.future, error=error)
             return
-        self._idle.put(backend)  # the next batch may run while this one is decoded
         groups = [unit.prepared.group for unit in units]
         self._on_batch(BatchReport(
             len(units), sum(unit.shape.rows for unit in units), sum(group.tokens for group in groups),

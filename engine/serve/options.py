@@ -21,6 +21,11 @@ class ServeOptions:
     # A batch is flushed when the budget is full, when nothing more is on its way, or when its oldest question has
     # waited this long for batch mates (Triton's max_queue_delay). A few ms: at low load, waiting gains little.
     max_queue_delay_ms: float = 5.0
+    # A batch's mates are chosen among this many of the oldest queued records (packing rule 2): enough to find
+    # records of like length (less padding), few enough that no record waits long behind younger ones. 64 clients
+    # on the shipped model: a queue of the whole dev set's lengths made p99 latency 3-4x the median (benchmarks/
+    # serve_load.py, results/serve_load.json).
+    packing_window: int = 16
     # Requests admitted at once (queued, in the model, or being read); the next one gets 503 with Retry-After.
     max_concurrent: int = 256
     # Questions admitted at once over all requests (a list request counts each of its questions): the queue's bound.
@@ -41,7 +46,7 @@ class ServeOptions:
             raise ValueError(f"port must be in 0..65535, got {self.port}")
         if self.max_queue_delay_ms < 0:
             raise ValueError(f"max_queue_delay_ms must be >= 0, got {self.max_queue_delay_ms}")
-        for name in ("max_concurrent", "max_queued_questions", "max_questions_per_request", "max_body_bytes",
+        for name in ("packing_window", "max_concurrent", "max_queued_questions", "max_questions_per_request", "max_body_bytes",
                      "max_context_chars", "retry_after_s", "prepare_threads"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

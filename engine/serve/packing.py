@@ -7,13 +7,17 @@ model's answers do not depend on their batch mates (fp32, and the static int8 th
 quantized int8 graph is the exception, see `QAEngine.answer_many`), each record gets the answer the engine gives it
 alone, which is the answer qa-answer writes for it.
 
-Packing rule (`choose_batch`), over the records waiting, oldest first:
+Packing rule (`choose_batch`), over the oldest records waiting (`ServeOptions.packing_window` of them), oldest
+first:
 1. The batch starts with the oldest record, so no record waits behind younger ones for ever.
 2. It grows by the records nearest to the oldest in length (each record's longest window; the queue sorted by it,
    stably, as the engine sorts windows), taking at each step the cheaper of the next shorter and the next longer
    record in padding added, while the batch fits the engine's budget: rows <= max_batch_windows and rows x its
-   longest row <= max_batch_tokens.
-3. A record that alone does not fit is never a batch mate; it runs by itself, in the batches its own preparation
+   longest row <= max_batch_tokens. A record of several windows that does not fit is stepped over, so one of
+   fewer windows behind it still may; a single-window record that does not fit ends the search on its side.
+3. With width buckets (a backend whose `width_multiple` > 1, `runtime.batching`), records share a batch only when
+   their batches have the same padded width, so that no row is padded further than alone.
+4. A record that alone does not fit is never a batch mate; it runs by itself, in the batches its own preparation
    cut (`batcher.Unit.batch` is None then), so an input longer than the budget is answered, never left waiting for room.
 """
 
@@ -36,8 +40,10 @@ class Shape:
     tokens: int
 
 
-def choose_batch(shapes: Sequence[Shape], max_tokens: int, max_windows: int) -> list[int]:
-    """Positions in `shapes` (oldest first) of the next batch, the oldest first (rules 1-3)."""
+def choose_batch(
+    shapes: Sequence[Shape], max_tokens: int, max_windows: int, same_width: bool = False
+) -> list[int]:
+    """Positions in `shapes` (oldest first) of the next batch, the oldest first (rules 1-4)."""
     if not shapes:
         return []
     first = shapes[0]
@@ -45,30 +51,46 @@ def choose_batch(shapes: Sequence[Shape], max_tokens: int, max_windows: int) -> 
         return [0]
     order = sorted(range(len(shapes)), key=lambda position: shapes[position].width)
     at = order.index(0)
-    below, above = at - 1, at + 1
-    rows, width, padded = first.rows, first.width, first.rows * first.width
+    rows, width = first.rows, first.width
     chosen = [0]
+    sides = {-1: at - 1, 1: at + 1}  # the next place in `order` to look at, below and above the oldest
     while True:
-        best: tuple[int, int] | None = None  # (padding added, position in `order`)
-        for place in (below, above):
+        best: tuple[int, int] | None = None  # (padding added, side)
+        for side in (-1, 1):
+            place = _next_fitting(shapes, order, sides[side], side, rows, width, max_tokens, max_windows, same_width)
+            sides[side] = place
             if 0 <= place < len(order):
                 shape = shapes[order[place]]
                 new_rows, new_width = rows + shape.rows, max(width, shape.width)
-                if fits(new_rows, new_width, max_tokens, max_windows):
-                    waste = new_rows * new_width - padded - shape.tokens
-                    if best is None or waste < best[0]:
-                        best = (waste, place)
+                waste = new_rows * new_width - rows * width - shape.tokens
+                if best is None or waste < best[0]:
+                    best = (waste, side)
         if best is None:
             return chosen
-        place = best[1]
-        shape = shapes[order[place]]
+        side = best[1]
+        shape = shapes[order[sides[side]]]
         rows, width = rows + shape.rows, max(width, shape.width)
-        padded = rows * width
-        chosen.append(order[place])
-        if place == below:
-            below -= 1
-        else:
-            above += 1
+        chosen.append(order[sides[side]])
+        sides[side] += side
+
+
+def _next_fitting(
+    shapes: Sequence[Shape], order: list[int], place: int, step: int, rows: int, width: int, max_tokens: int,
+    max_windows: int, same_width: bool,
+) -> int:  # fmt: skip
+    """From `place` on in direction `step`, the first record that fits beside the batch, else a place outside.
+    A record of several windows that does not fit is stepped over (one of fewer may); one of a single window that
+    does not fit ends the search: beyond it records are as wide or wider and no smaller."""
+    while 0 <= place < len(order):
+        shape = shapes[order[place]]
+        if same_width and shape.width != width:  # sorted by width: none further on is of this width either
+            return -1 if step < 0 else len(order)
+        if fits(rows + shape.rows, max(width, shape.width), max_tokens, max_windows):
+            return place
+        if shape.rows == 1:
+            return -1 if step < 0 else len(order)
+        place += step
+    return place
 
 
 def fits(rows: int, width: int, max_tokens: int, max_windows: int) -> bool:

@@ -20,7 +20,9 @@ from spanqa.engine.serve.service import AnswerService
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: any free one); raises OSError (address in use...)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and without it each
+    # keep-alive response waits ~40 ms for the client's delayed ACK (Nagle), which the 1-client latency showed.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -36,9 +36,14 @@ def start(*flags: str) -> tuple[subprocess.Popen, str]:
         pytest.fail(f"qa-serve did not start: {line}{process.stderr.read()}")
     url = found.group(1)
     deadline = time.monotonic() + 120
-    while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
-        assert time.monotonic() < deadline, "qa-serve never became ready"
-        time.sleep(0.05)
+    try:
+        while httpx.get(f"{url}/ready", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "qa-serve never became ready"
+            time.sleep(0.05)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
     return process, url
 
 
