@@ -8,6 +8,7 @@ built by qa-answer's own `engine_options`, so the same flags give the same answe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ from spanqa.engine.cli.answer import _load_engine, _positive_int, engine_options
 from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, require_extra, run_command
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.runtime.options import BACKENDS, DEVICES, EngineOptions
+from spanqa.engine.serve.options import SERVE_BATCH_TOKENS, ServeOptions
 
 PROGRAM = "qa-serve"
 SERVE_MODULES = ("fastapi", "uvicorn", "prometheus_client")
@@ -22,8 +24,6 @@ LOCAL_RAY = "local"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spanqa.engine.serve.options import ServeOptions
-
     defaults = ServeOptions()
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--backend", choices=BACKENDS, default="auto", help="(default: %(default)s)")
     engine.add_argument(
         "--max-batch-tokens", "--batch-tokens", dest="batch_tokens", type=_positive_int, metavar="N",
-        help=f"most padded tokens per model batch (default: {EngineOptions.max_batch_tokens})",
+        help=f"most padded tokens per model batch (default: {SERVE_BATCH_TOKENS}; qa-answer's is "
+        f"{EngineOptions.max_batch_tokens}: a service's batches mix records of unlike length, so smaller ones pad less)",
     )  # fmt: skip
     engine.add_argument("--workers", type=_positive_int, metavar="N",
                         help="ONNX Runtime sessions, each running one batch at a time (default: one per core)")
@@ -110,9 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_command(PROGRAM, build_parser(), _serve, argv, interrupted="stopped")
 
 
-def serve_options(arguments: argparse.Namespace):
-    from spanqa.engine.serve.options import ServeOptions
-
+def serve_options(arguments: argparse.Namespace) -> ServeOptions:
     return ServeOptions(
         host=arguments.host, port=arguments.port, max_queue_delay_ms=arguments.max_queue_delay_ms,
         packing_window=arguments.packing_window,
@@ -128,6 +127,8 @@ def _serve(arguments: argparse.Namespace) -> int:
     try:
         options = serve_options(arguments)
         engine = engine_options(arguments)
+        if arguments.batch_tokens is None:
+            engine = dataclasses.replace(engine, max_batch_tokens=SERVE_BATCH_TOKENS)
     except ValueError as error:
         raise CommandError(str(error)) from None
     if arguments.ray is not None:

@@ -25,7 +25,7 @@ from ray import serve
 from spanqa.engine.runtime.engine import QAEngine
 from spanqa.engine.runtime.options import EngineOptions
 from spanqa.engine.serve.app import create_app
-from spanqa.engine.serve.options import ServeOptions
+from spanqa.engine.serve.options import SERVE_BATCH_TOKENS, ServeOptions
 from spanqa.engine.serve.service import AnswerService
 
 APP_NAME = "qa-serve"
@@ -90,9 +90,7 @@ def build_app(
 def app_builder(args: dict[str, str]) -> Any:
     """For `serve run spanqa.engine.serve.ray_deployment:app_builder model=DIR replicas=N cpus=C gpus=G
     max_batch_tokens=T max_queue_delay_ms=D` (every argument optional)."""
-    engine = EngineOptions()
-    if "max_batch_tokens" in args:
-        engine = replace(engine, max_batch_tokens=int(args["max_batch_tokens"]))
+    engine = replace(EngineOptions(), max_batch_tokens=int(args.get("max_batch_tokens", SERVE_BATCH_TOKENS)))
     serve_options = ServeOptions(
         max_queue_delay_ms=float(args.get("max_queue_delay_ms", ServeOptions.max_queue_delay_ms)),
     )

@@ -1,11 +1,10 @@
 """`AnswerService`: one request's way through the service, from its body to its answers, and what it may cost.
 
 A request is admitted (`limits.Admission`, else 503); its body is read (within its cap) and parsed, and its records
-tokenized, in the prepare threads (`parsing.parse_body`, `batcher.make_unit`: nothing heavy runs on the event loop;
-a small body is parsed in place, `INLINE_PARSE_BYTES`);
-its records join the batcher's queue, and the request awaits their answers, all within `request_timeout_s` (else
-504: its records leave the queue, and a batch already running finishes without it). Everything here but `warm_up`
-and `close` runs on the event loop.
+tokenized in the prepare threads (`parsing.parse_body`, `batcher.make_unit`): nothing heavy runs on the event loop,
+where only a small body is parsed (`INLINE_PARSE_BYTES`). Its records join the batcher's queue, and the request
+awaits their answers, all within `request_timeout_s` (else 504: its records leave the queue, and a batch already
+running finishes without it). Everything here but `warm_up` and `close` runs on the event loop.
 """
 
 from __future__ import annotations

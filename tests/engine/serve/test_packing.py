@@ -28,6 +28,14 @@ def test_a_record_that_alone_passes_the_budget_runs_alone_and_is_nobodys_mate():
     assert choose_batch([], 1024, 64) == []
 
 
+def test_mates_step_over_a_record_of_several_windows_that_does_not_fit_and_keep_to_one_width_bucket():
+    shapes = [shape(100), shape(100, rows=3), shape(100)]
+    assert choose_batch(shapes, max_tokens=10_000, max_windows=2) == [0, 2]
+    buckets = [Shape(1, 128, 100), Shape(1, 96, 90), Shape(1, 128, 120), Shape(1, 160, 150)]
+    assert choose_batch(buckets, max_tokens=10_000, max_windows=64, same_width=True) == [0, 2]
+    assert sorted(choose_batch(buckets, max_tokens=10_000, max_windows=64)) == [0, 1, 2, 3]
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(1, 400), st.integers(1, 5)), min_size=1, max_size=40),

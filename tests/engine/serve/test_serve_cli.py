@@ -67,6 +67,20 @@ def test_an_address_in_use_is_a_clear_error(tiny_onnx, capsys):
     assert "cannot listen" in capsys.readouterr().err
 
 
+def test_the_served_socket_is_tcp_so_asyncio_sets_nodelay():
+    import socket
+
+    from spanqa.engine.serve.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        # asyncio sets TCP_NODELAY on accepted sockets only when the listening socket's proto is TCP; without it a
+        # keep-alive response waits for the client's delayed ACK (~40 ms a request).
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
 def test_sigterm_stops_taking_requests_and_answers_those_in_flight(tiny_onnx):
     import httpx
 
@@ -134,6 +148,7 @@ def test_the_shipped_int8_model_answers_as_the_installed_qa_answer(main_job):
         with httpx.Client(base_url=url, timeout=120) as client:
             listed = client.post("/v1/answer", json=records)
             alone = [client.post("/v1/answer", json=record) for record in records[:5]]
+            engine_options = client.get("/v1/model").json()["engine_options"]
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -143,3 +158,4 @@ def test_the_shipped_int8_model_answers_as_the_installed_qa_answer(main_job):
     # Static int8: an answer does not depend on its batch mates, so every byte is the same.
     assert listed.content == b"[" + b",".join(expected) + b"]"
     assert [response.content for response in alone] == expected[:5]
+    assert engine_options["max_batch_tokens"] == 512  # qa-serve's budget, not qa-answer's: the same answers
