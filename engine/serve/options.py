@@ -29,9 +29,9 @@ class ServeOptions:
     # waited this long for batch mates (Triton's max_queue_delay). A few ms: at low load, waiting gains little.
     max_queue_delay_ms: float = 5.0
     # A batch's mates are chosen among this many of the oldest queued records (packing rule 2): enough to find
-    # records of like length (less padding), few enough that no record waits long behind younger ones. 64 clients
-    # on the shipped model: a queue of the whole dev set's lengths made p99 latency 3-4x the median (benchmarks/
-    # serve_load.py, results/serve_load.json).
+    # records of like length (less padding), and a bound on how long a record waits behind younger ones (once among
+    # the oldest this many, each batch takes the oldest). A judgement, not a measurement: at 64 clients the latency
+    # tail followed the batch budget and the machine's load, not this window (one record a batch had as long a tail).
     packing_window: int = 16
     # Requests admitted at once (queued, in the model, or being read); the next one gets 503 with Retry-After.
     max_concurrent: int = 256
