@@ -29,6 +29,10 @@ from spanqa.engine.runtime.engine import QAEngine, run_batch
 from spanqa.engine.serve.packing import Shape, choose_batch, fits, split, stack
 
 
+class ShuttingDown(RuntimeError):
+    """Records submitted after `close`: their futures fail with this (the service answers 503)."""
+
+
 @dataclass
 class Unit:
     """One record waiting for its answer: its preparation by the engine, and the future its request awaits."""
@@ -108,7 +112,7 @@ class DynamicBatcher:
         """Queue a request's records (and count off the `expect` made for it)."""
         with self._condition:
             if self._closing:
-                error = RuntimeError("the service is shutting down")
+                error = ShuttingDown("the service is shutting down")
                 for unit in units:
                     unit.future.set_exception(error)
             else:

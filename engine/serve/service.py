@@ -16,8 +16,8 @@ from dataclasses import asdict
 from typing import Any
 
 from spanqa.engine.runtime.engine import QAEngine
-from spanqa.engine.serve.batcher import DynamicBatcher, Unit, make_unit
-from spanqa.engine.serve.limits import Admission, Ticket
+from spanqa.engine.serve.batcher import DynamicBatcher, ShuttingDown, Unit, make_unit
+from spanqa.engine.serve.limits import Admission, Overloaded, Ticket
 from spanqa.engine.serve.metrics import ServeMetrics
 from spanqa.engine.serve.options import ServeOptions
 from spanqa.engine.serve.parsing import ParsedRequest, encode_answers, parse_body, top_k_of
@@ -89,6 +89,8 @@ class AnswerService:
             submitted = True
             self.metrics.queue_depth.set(self.batcher.queued)
             answers = await asyncio.gather(*(asyncio.wrap_future(unit.future) for unit in units))
+        except ShuttingDown as error:  # past the drain: the batcher has stopped
+            raise Overloaded(str(error), self.options.retry_after_s) from None
         except asyncio.CancelledError:  # the timeout: what is still queued leaves the queue
             self.batcher.cancel(units)
             raise

@@ -9,7 +9,7 @@ import pytest
 
 from spanqa.engine import EngineOptions, QAEngine
 from spanqa.engine.core.data import QAExample
-from spanqa.engine.serve.batcher import DynamicBatcher, make_unit
+from spanqa.engine.serve.batcher import DynamicBatcher, ShuttingDown, make_unit
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -80,5 +80,5 @@ def test_a_cancelled_record_leaves_the_queue_and_closing_answers_the_rest(engine
     assert [report.records for report in batches] == [2]
     late = unit(engine, 9)
     batcher.submit([late], expected=False)
-    with pytest.raises(RuntimeError, match="shutting down"):
+    with pytest.raises(ShuttingDown):
         late.future.result(timeout=0)
