@@ -108,13 +108,14 @@ def run_on_ray(
     """Start (or join) Ray, deploy, and serve on host:port until SIGTERM/SIGINT or `stop`; then shut Serve down,
     which lets each replica drain (its app's shutdown answers what is queued)."""
     stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for number in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(number, lambda *_: stop.set())
     ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": serve_options.host, "port": serve_options.port})
         serve.run(build_app(model, engine_options, serve_options, ray_options), name=APP_NAME, route_prefix="/")
+        # After ray.init, whose own SIGTERM handler would end the driver without shutting Serve down.
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(number, lambda *_: stop.set())
         announce(f"listening on http://{serve_options.host}:{serve_options.port} on Ray Serve "
                  f"({ray_options.replicas} replicas)")  # fmt: skip
         stop.wait()
