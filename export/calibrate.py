@@ -109,7 +109,7 @@ def _observe_ranges(
     lows: dict[str, list[float]] = {name: [] for name in observed}
     highs: dict[str, list[float]] = {name: [] for name in observed}
     batches = 0
-    for batch in calibration_batches(windows, batch_windows, pad_token_id):
+    for batch in _batches(windows, batch_windows, pad_token_id):
         values = session.run(observed, {name: getattr(batch, name) for name in feeds_wanted})
         real = batch.attention_mask.astype(bool)
         for name, value in zip(observed, values):
@@ -124,7 +124,7 @@ def _observe_ranges(
     return {name: (float(np.mean(lows[name])), float(np.mean(highs[name]))) for name in observed}, batches
 
 
-def calibration_batches(windows: Windows, batch_windows: int, pad_token_id: int) -> Iterator[PaddedWindows]:
+def _batches(windows: Windows, batch_windows: int, pad_token_id: int) -> Iterator[PaddedWindows]:
     """Length-sorted batches, as the engine forms them, so the calibration sees inference-like batches."""
     order = np.argsort(windows.lengths, kind="stable")
     for first in range(0, len(order), batch_windows):

@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--openvino", action="store_true",
-        help="int8 with --calibration: also write the model as static int8 OpenVINO IR (NNCF), which the engine "
-        "runs where OpenVINO is installed and the CPU has bf16 units (needs openvino and nncf)",
+        help="also write the model as OpenVINO IR (fp16 weights), which the engine runs where openvino is installed "
+        "and the CPU has bf16 units (fp32 and int8; needs the openvino package)",
     )  # fmt: skip
     parser.add_argument("--no-optimize", action="store_true", help="skip ONNX Runtime's fusions (plain graph)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing qa-export folder at --output")

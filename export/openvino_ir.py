@@ -1,16 +1,21 @@
-"""qa-export --openvino: the same model a second time, as static int8 OpenVINO IR for OpenVINO's CPU plugin.
+"""qa-export --openvino: the same model a second time, as OpenVINO IR for OpenVINO's CPU plugin (the engine's
+openvino backend, `qa-answer --backend openvino`).
 
 Why a second graph: OpenVINO has no conversion for ONNX Runtime's fused int8 nodes (QAttention,
-QEmbedLayerNormalization), so the int8 model.onnx cannot run on it; yet on CPUs with bf16 units (AMX,
-AVX512-BF16) OpenVINO runs the whole encoder there, and answered about 1.7x as many questions per second as ONNX
-Runtime on the static int8 model.onnx, at no loss of F1 (BENCHMARKS.md, "CPU throughput"). The graph it gets is
-the plain (unfused) fp32 export, quantized by NNCF's post-training quantization: NNCF, not this project, decides
-where the quantizers go (ModelType.TRANSFORMER keeps softmax and the layer norms in float, as NNCF advises for
-BERT-like encoders) and fixes their ranges on the same training windows static int8 calibrates on, so an answer
-depends only on its own question here too (given the engine's width buckets, runtime/batching.py).
+QEmbedLayerNormalization), so the int8 model.onnx cannot run on it. The graph it gets is the plain (unfused) fp32
+export with its weights stored in fp16 (OpenVINO's own weight compression: half the file, widened back when the
+model is compiled, then computed in bf16 where the CPU has bf16 units, else f32). On this project's AMX machine it
+was not faster than ONNX Runtime on the static int8 model.onnx (BENCHMARKS.md, "CPU throughput"), so the engine
+runs it only when asked.
+
+Not NNCF's int8: its post-training quantization of the same graph was no faster either, and on OpenVINO 2026.4 in
+bf16 it computed wrong logits for a window padded to 32 positions (a short passage's answer went from "1878" to
+"1878 and fell in a storm in December 1879"; benchmarks/openvino_widths.py), where the fp32 graph stays close to
+its f32 logits at every width.
 
 The IR is checked by the same parity gate as model.onnx, run on OpenVINO in the precision the plugin picks on this
-machine, and the result goes into the manifest's `openvino` record. openvino and nncf are imported when asked for.
+machine with the engine's width buckets (runtime/batching.py), and the result goes into the manifest's `openvino`
+record. openvino is imported when asked for.
 """
 
 from __future__ import annotations
@@ -22,40 +27,27 @@ import numpy as np
 
 from spanqa.engine.core.model_folder import OpenVinoGraph, ParityReport
 from spanqa.engine.core.windows import Windows
-from spanqa.export.calibrate import calibration_batches
-from spanqa.export.options import ExportError
 from spanqa.engine.runtime.batching import cut_batches
+from spanqa.export.options import ExportError
 from spanqa.export.parity import Logits, ValidationSet, compare, torch_logits, word_aligner
 
 OPENVINO_MODEL_FILE = "openvino_model.xml"  # and openvino_model.bin beside it (Optimum-Intel's names)
-CALIBRATION_BATCH_WINDOWS = 8
 
 
 def openvino_missing() -> str | None:
     """Why --openvino cannot run with this install, or None."""
-    for package in ("openvino", "nncf"):
-        try:
-            metadata.version(package)
-        except metadata.PackageNotFoundError:
-            return f"--openvino needs the {package} package: pip install 'spanqa[openvino]' nncf"
+    try:
+        metadata.version("openvino")
+    except metadata.PackageNotFoundError:
+        return "--openvino needs the openvino package: pip install 'spanqa[openvino-export]'"
     return None
 
 
-def quantize_for_openvino(plain_graph: Path, stage: Path, windows: Windows, pad_token_id: int) -> int:
-    """Write `stage`/openvino_model.{xml,bin}: `plain_graph` quantized by NNCF on `windows`' batches (every one of
-    them, in length order, as calibrate.py sees them). Returns the number of calibration windows."""
-    import nncf
+def write_openvino_graph(plain_graph: Path, stage: Path) -> None:
+    """Write `stage`/openvino_model.{xml,bin}: `plain_graph` converted by OpenVINO, weights stored in fp16."""
     import openvino as ov
 
-    model = ov.Core().read_model(str(plain_graph))
-    names = [name for port in model.inputs for name in port.get_names()]
-    feeds = [{name: getattr(batch, name) for name in names} for batch in
-             calibration_batches(windows, CALIBRATION_BATCH_WINDOWS, pad_token_id)]  # fmt: skip
-    quantized = nncf.quantize(
-        model, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds)
-    )
-    ov.save_model(quantized, str(stage / OPENVINO_MODEL_FILE))  # compresses nothing further: weights are int8
-    return len(windows)
+    ov.save_model(ov.Core().read_model(str(plain_graph)), str(stage / OPENVINO_MODEL_FILE), compress_to_fp16=True)
 
 
 def openvino_parity(
@@ -69,15 +61,14 @@ def openvino_parity(
     compiled = ov.Core().compile_model(str(stage / OPENVINO_MODEL_FILE), "CPU")
     reference = torch_logits(model, tokenizer, windows, batch_size)
     candidate = _openvino_logits(compiled, windows, batch_size, tokenizer.pad_token_id, max_length)
+    # The int8 gate's rule (F1 drop <= its limit): bf16 is not fp32, so fp32's agreement rule does not apply.
     return compare(validation, windows, reference, candidate, tokenizer.pad_token_id, "int8", thresholds,
                    word_aligner(tokenizer))  # fmt: skip
 
 
-def openvino_record(calibration_windows: int, parity: ParityReport | None) -> OpenVinoGraph:
-    return OpenVinoGraph(
-        model_file=OPENVINO_MODEL_FILE, precision="int8", quantizer=f"nncf {metadata.version('nncf')}",
-        openvino_version=metadata.version("openvino"), calibration_windows=calibration_windows, parity=parity,
-    )  # fmt: skip
+def openvino_record(parity: ParityReport | None) -> OpenVinoGraph:
+    return OpenVinoGraph(model_file=OPENVINO_MODEL_FILE, weights="fp16", openvino_version=metadata.version("openvino"),
+                         parity=parity)  # fmt: skip
 
 
 def _openvino_logits(compiled, windows: Windows, batch_size: int, pad_token_id: int, max_length: int) -> Logits:

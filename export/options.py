@@ -55,8 +55,8 @@ class ExportOptions:
     fuse_skip_layer_norm: bool | None = None
     calibration_examples: int = 256  # drawn from the calibration data with a fixed seed
     calibration_rule: str = "mean-minmax"  # mean-minmax | minmax (export/calibrate.py)
-    # Also write the model as static int8 OpenVINO IR, quantized by NNCF on the calibration windows
-    # (export/openvino_ir.py): int8 with --calibration only.
+    # Also write the plain graph as OpenVINO IR with fp16 weights (export/openvino_ir.py), which the engine runs on
+    # CPUs with bf16 units: for CPU folders (fp32, int8).
     openvino: bool = False
 
     def __post_init__(self) -> None:
@@ -73,8 +73,8 @@ class ExportOptions:
             raise ExportError("--force and --skip-parity contradict each other: --force publishes a failed parity gate")
         if self.calibration is not None and self.precision != "int8":
             raise ExportError(f"--calibration: only int8 has activation scales to calibrate, not {self.precision}")
-        if self.openvino and (self.precision != "int8" or self.calibration is None):
-            raise ExportError("--openvino: needs --precision int8 and --calibration (its quantizers are calibrated too)")
+        if self.openvino and self.precision == "fp16":
+            raise ExportError("--openvino: a CPU graph, for --precision fp32 or int8 (fp16 is the GPU's)")
         if self.calibration_examples < 1:
             raise ExportError(f"--calibration-examples: must be positive, got {self.calibration_examples}")
         if self.calibration_rule not in CALIBRATION_RULES:

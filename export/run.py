@@ -26,7 +26,7 @@ from spanqa.export.checkpoint import Checkpoint, load_checkpoint
 from spanqa.export.fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
 from spanqa.export.onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
 from spanqa.export.gate import ParityFailed, gate_onnx, gate_openvino  # noqa: F401 - ParityFailed: run's API
-from spanqa.export.openvino_ir import openvino_missing, openvino_record, quantize_for_openvino
+from spanqa.export.openvino_ir import openvino_missing, openvino_record, write_openvino_graph
 from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
 from spanqa.export.options import ExportError, ExportOptions
 from spanqa.export.parity import load_validation, prepare_windows
@@ -80,10 +80,9 @@ def export_model(options: ExportOptions) -> ExportResult:
         checkpoint.tokenizer.save_pretrained(stage)
         parity = gate_onnx(checkpoint, stage / MODEL_FILE, options, validation, windows)
         openvino = None
-        if options.openvino:  # from the plain graph (_build_graph wrote it first), on the same training windows
-            count = quantize_for_openvino(work / "plain" / MODEL_FILE, stage, calibration_windows,
-                                          checkpoint.tokenizer.pad_token_id)  # fmt: skip
-            openvino = openvino_record(count, gate_openvino(checkpoint, stage, options, validation, windows))
+        if options.openvino:  # from the plain graph, which _build_graph wrote first
+            write_openvino_graph(work / "plain" / MODEL_FILE, stage)
+            openvino = openvino_record(gate_openvino(checkpoint, stage, options, validation, windows))
         manifest = Manifest(
             precision=options.precision,
             opset=signature.opset,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spanqa.benchmarks.qa_bench.options import PROGRAM, BenchInputError, BenchOptions
 from spanqa.benchmarks.qa_bench.systems.catalog import (
-    CHECKPOINT, OPTIMUM_FP32, OPTIMUM_INT8, SPANQA_FP32, SPANQA_INT8, SPANQA_INT8_OPENVINO, SystemSpec,
+    CHECKPOINT, OPTIMUM_FP32, OPTIMUM_INT8, SPANQA_FP32, SPANQA_INT8, SPANQA_OPENVINO, SystemSpec,
 )  # fmt: skip
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -63,9 +63,9 @@ def cached_export(kind: str, checkpoint: Path, work_dir: Path, fingerprint: str,
     spanqa-int8 the calibration data) is the same."""
     folder = work_dir / kind
     marker = work_dir / f"{kind}.source.json"
-    calibration = calibration if kind in (SPANQA_INT8, SPANQA_INT8_OPENVINO) else None
-    if kind == SPANQA_INT8_OPENVINO and calibration is None:
-        raise BenchInputError(f"{kind} needs --calibration: its OpenVINO graph is calibrated on training windows")
+    calibration = calibration if kind in (SPANQA_INT8, SPANQA_OPENVINO) else None
+    if kind == SPANQA_OPENVINO and calibration is None:
+        raise BenchInputError(f"{kind} needs --calibration: it is the static int8 folder, with its OpenVINO graph")
     source = {"checkpoint": str(checkpoint), "sha256": fingerprint, "calibration": calibration}
     if folder.is_dir() and marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) == source:
         print(f"{PROGRAM}: reusing {folder}", file=sys.stderr)
@@ -81,7 +81,7 @@ def cached_export(kind: str, checkpoint: Path, work_dir: Path, fingerprint: str,
         from spanqa.benchmarks.qa_bench.systems.spanqa import export_spanqa
 
         precision = "fp32" if kind == SPANQA_FP32 else "int8"
-        export_spanqa(str(checkpoint), folder, precision, calibration, openvino=kind == SPANQA_INT8_OPENVINO)
+        export_spanqa(str(checkpoint), folder, precision, calibration, openvino=kind == SPANQA_OPENVINO)
     marker.write_text(json.dumps(source), encoding="utf-8")  # only after the export is complete and in place
     print(f"{PROGRAM}: exported {kind} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return str(folder)
@@ -93,7 +93,7 @@ def prepare_models(
     """Paths of the models the systems need, and the reason for each one that could not be made."""
     given = {SPANQA_FP32: options.onnx_fp32, SPANQA_INT8: options.onnx_int8}
     if options.onnx_int8 and _has_openvino_graph(options.onnx_int8):  # that folder serves both int8 systems
-        given[SPANQA_INT8_OPENVINO] = options.onnx_int8
+        given[SPANQA_OPENVINO] = options.onnx_int8
     paths, failures = {CHECKPOINT: str(checkpoint)}, {}
     needed = sorted({spec.model for spec in systems} - {CHECKPOINT})
     fingerprint = checkpoint_fingerprint(checkpoint) if needed else ""

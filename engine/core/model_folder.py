@@ -66,14 +66,12 @@ class Calibration:
 
 @dataclass(frozen=True)
 class OpenVinoGraph:
-    """The folder's second graph, for OpenVINO (export/openvino_ir.py): the plain graph made static int8 by NNCF
-    post-training quantization on training windows, saved as OpenVINO IR; absent: the folder has none."""
+    """The folder's second graph, for OpenVINO (export/openvino_ir.py): the plain fp32 graph as OpenVINO IR, its
+    weights stored in fp16, computed in bf16 where the CPU has bf16 units; absent: the folder has none."""
 
     model_file: str  # "openvino_model.xml" (its weights beside it, in openvino_model.bin)
-    precision: str  # "int8"
-    quantizer: str  # e.g. "nncf 3.4.0"
+    weights: str  # "fp16": how the .bin stores them
     openvino_version: str
-    calibration_windows: int
     parity: ParityReport | None  # the same gate as model.onnx's, run on OpenVINO's CPU plugin
 
 

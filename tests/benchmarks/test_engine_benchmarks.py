@@ -45,8 +45,8 @@ def test_batching_comparison_scores_and_counts_identical_answers(dev_examples):
 
     budgets = [Budget.parse("1024"), Budget.parse("one-window")]
     rows = int8_batching.compare(None, budgets, dev_examples, threads=1)
-    first, _ = int8_batching.answers_at(None, budgets[0], dev_examples, threads=1)
-    single, _ = int8_batching.answers_at(None, budgets[1], dev_examples, threads=1)
+    first, _, _ = int8_batching.answers_at(None, budgets[0], dev_examples, threads=1)
+    single, _, _ = int8_batching.answers_at(None, budgets[1], dev_examples, threads=1)
     scores = evaluate(dev_examples, dict(zip([example.id for example in dev_examples], single)))
     assert rows["one-window"]["f1"] == scores.f1 and rows["one-window"]["padding_fraction"] == 0.0
     assert rows["1024 tokens"]["identical_to_first"] == 100.0

@@ -85,7 +85,8 @@ def test_ceiling_graphs_compute_the_product_and_report_rates():
 
 
 def test_system_lists_are_checked():
-    every = ["seed", "hf-pipeline", "optimum-fp32", "optimum-int8", "spanqa-fp32", "spanqa-int8", "spanqa-torch"]
+    every = ["seed", "hf-pipeline", "optimum-fp32", "optimum-int8", "spanqa-fp32", "spanqa-int8", "spanqa-openvino",
+             "spanqa-torch"]
     skipped = skipped_defaults("cpu")
     assert [spec.name for spec in resolve_systems(None, "cpu")] == [name for name in every if name not in skipped]
     for name, reason in skipped.items():  # only the baselines the transformers-5 stack cannot offer
@@ -202,7 +203,7 @@ def _row(name: str, rate: float, f1: float) -> SystemResult:
 
 def test_report_headline_and_chart(tmp_path):
     rows = [_row("hf-pipeline", 10.0, 82.9), _row("optimum-int8", 20.0, 82.1), _row("spanqa-int8", 40.0, 82.5),
-            _row("spanqa-int8-openvino", 60.0, 82.8)]
+            _row("spanqa-openvino", 60.0, 82.8)]
     failed = SystemResult("seed", "seed", "PyTorch eager", "fp32", "cpu", "", status="failed, exit 1: boom")
     ratios = speedups([*rows, failed])
     rows = [SystemResult(**{**vars(row), "speedup": ratios[row.name]}) for row in rows]
@@ -215,7 +216,7 @@ def test_report_headline_and_chart(tmp_path):
     line = headline(report)
     assert "**4.00x hf-pipeline** (F1 82.90)" in line and "**2.00x optimum-int8** (F1 82.10)" in line
     assert "spanqa-int8 (F1 82.50)" in line
-    assert "spanqa-int8-openvino (F1 82.80) answers **6.00x hf-pipeline** (F1 82.90) and **3.00x optimum-int8**" in line
+    assert "spanqa-openvino (F1 82.80) answers **6.00x hf-pipeline** (F1 82.90) and **3.00x optimum-int8**" in line
     text = markdown(report)
     assert "| seed | PyTorch eager | fp32 | failed, exit 1: boom |" in text
     header = next(row for row in text.splitlines() if row.startswith("| system | runtime"))
@@ -375,8 +376,8 @@ def test_the_package_runs_as_a_module():
 def test_spanqa_int8_export_is_static_with_calibration_data_and_cached_by_it(tiny_model, tmp_path, monkeypatch):
     calls = []
 
-    def fake_export(checkpoint, folder, precision, calibration=None):
-        calls.append((precision, calibration))
+    def fake_export(checkpoint, folder, precision, calibration=None, openvino=False):
+        calls.append((precision, calibration, openvino))
         folder.mkdir(exist_ok=True)
 
     import spanqa.benchmarks.qa_bench.systems.spanqa as spanqa_system
@@ -387,4 +388,8 @@ def test_spanqa_int8_export_is_static_with_calibration_data_and_cached_by_it(tin
     exports.cached_export("spanqa-int8", tiny_model, tmp_path, fingerprint, "train.jsonl")  # reused
     exports.cached_export("spanqa-int8", tiny_model, tmp_path, fingerprint, None)  # dynamic: a different model
     exports.cached_export("spanqa-fp32", tiny_model, tmp_path, fingerprint, "train.jsonl")  # fp32 ignores it
-    assert calls == [("int8", "train.jsonl"), ("int8", None), ("fp32", None)]
+    exports.cached_export("spanqa-openvino", tiny_model, tmp_path, fingerprint, "train.jsonl")
+    assert calls == [("int8", "train.jsonl", False), ("int8", None, False), ("fp32", None, False),
+                     ("int8", "train.jsonl", True)]  # fmt: skip
+    with pytest.raises(exports.BenchInputError, match="spanqa-openvino needs --calibration"):
+        exports.cached_export("spanqa-openvino", tiny_model, tmp_path, fingerprint, None)

@@ -15,7 +15,7 @@ from functools import cache
 CHECKPOINT = "checkpoint"
 OPTIMUM_FP32, OPTIMUM_INT8 = "optimum-fp32", "optimum-int8"
 SPANQA_FP32, SPANQA_INT8 = "spanqa-fp32", "spanqa-int8"
-SPANQA_INT8_OPENVINO = "spanqa-int8-openvino"  # qa-export --openvino: the int8 folder with its OpenVINO graph
+SPANQA_OPENVINO = "spanqa-openvino"  # qa-export --openvino: the int8 folder with its OpenVINO graph
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class SystemSpec:
     name: str
     family: str  # seed | hf-pipeline | optimum | spanqa: the column groups of the report
     runtime: str
-    precision: str  # fp32 | int8 | fp16
+    precision: str  # fp32 | int8 | fp16 | bf16
     model: str  # one of the prepared-model names above
     description: str
     devices: tuple[str, ...] = ("cpu", "cuda")  # where it can run; ONNX Runtime here is the CPU build
@@ -40,8 +40,8 @@ PINNED_STACK = "pinned stack: pip install -e '.[dev,optimum]'"
 def missing(requirement: str) -> str | None:
     """Why `requirement` is not available on this install, or None."""
     if requirement == OPENVINO:
-        absent = [name for name in ("openvino", "nncf") if importlib.util.find_spec(name) is None]
-        return f"{' and '.join(absent)} not installed (pip install 'spanqa[openvino]' nncf)" if absent else None
+        missing_openvino = importlib.util.find_spec("openvino") is None
+        return "openvino is not installed (pip install 'spanqa[openvino-export]')" if missing_openvino else None
     if requirement == OPTIMUM:
         if importlib.util.find_spec("optimum") is None or importlib.util.find_spec("optimum.onnxruntime") is None:
             return f"optimum-onnx is not installed ({PINNED_STACK})"
@@ -77,9 +77,9 @@ SYSTEMS: dict[str, SystemSpec] = {
                    "QAEngine on qa-export's fp32 model", devices=("cpu",)),
         SystemSpec("spanqa-int8", "spanqa", "ONNX Runtime", "int8", SPANQA_INT8,
                    "QAEngine on qa-export's int8 model", devices=("cpu",)),
-        SystemSpec("spanqa-int8-openvino", "spanqa", "OpenVINO", "int8", SPANQA_INT8_OPENVINO,
-                   "QAEngine on qa-export --openvino's int8 graph (NNCF), OpenVINO's CPU plugin (bf16 where the CPU "
-                   "has it): what backend auto runs there", devices=("cpu",), needs=(OPENVINO,)),
+        SystemSpec("spanqa-openvino", "spanqa", "OpenVINO", "bf16", SPANQA_OPENVINO,
+                   "QAEngine on the int8 folder's OpenVINO graph (qa-export --openvino: fp32 graph, fp16 weights), "
+                   "OpenVINO's CPU plugin in bf16 where the CPU has it: what backend auto runs there", devices=("cpu",), needs=(OPENVINO,)),
         SystemSpec("spanqa-torch", "spanqa", "PyTorch eager", "fp32", CHECKPOINT,
                    "QAEngine's torch backend on the checkpoint"),
         SystemSpec("spanqa-fp16", "spanqa", "PyTorch eager", "fp16", CHECKPOINT,
@@ -89,7 +89,7 @@ SYSTEMS: dict[str, SystemSpec] = {
 
 DEFAULT_SYSTEMS = {
     "cpu": ("seed", "hf-pipeline", "optimum-fp32", "optimum-int8", "spanqa-fp32", "spanqa-int8",
-            "spanqa-int8-openvino", "spanqa-torch"),
+            "spanqa-openvino", "spanqa-torch"),
     "cuda": ("seed", "hf-pipeline", "hf-pipeline-fp16", "spanqa-torch", "spanqa-fp16"),
 }
 

@@ -39,24 +39,15 @@ def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedMo
 
 
 def resolve_backend(model_dir: str | os.PathLike, options: EngineOptions) -> str:
-    """The backend `options.backend` means for this folder: itself unless "auto". auto: torch for a checkpoint;
-    for a qa-export folder OpenVINO where `openvino_backend.openvino_preferred` holds and the device may be the CPU,
-    else ONNX Runtime."""
+    """The backend `options.backend` means for this folder: itself unless "auto"; auto is ONNX Runtime for a
+    qa-export folder and torch for a checkpoint. OpenVINO is never auto's choice: in the quiet qa-bench run it
+    answered 0.75x as many questions per second as ONNX Runtime on the static int8 model.onnx (BENCHMARKS.md, "CPU
+    throughput"), short of the 1.2x its choice would need."""
     folder = Path(model_dir)
     if options.backend != "auto":
         return options.backend
     # model.onnx without a manifest is an unfinished export: say so rather than try it as a checkpoint.
-    if not is_exported_model(folder):
-        return "onnx" if (folder / MODEL_FILE).is_file() else "torch"
-    if options.device in ("auto", "cpu") and not _gpu_available(options):
-        from spanqa.engine.runtime.backends.openvino_backend import openvino_preferred
-
-        try:
-            if openvino_preferred(read_manifest(folder)):
-                return "openvino"
-        except ModelFolderError:
-            pass  # _load_onnx reports the manifest's problem
-    return "onnx"
+    return "onnx" if is_exported_model(folder) or (folder / MODEL_FILE).is_file() else "torch"
 
 
 def _gpu_available(options: EngineOptions) -> bool:

@@ -1,18 +1,18 @@
 """OpenVINO backend (the [openvino] extra): a qa-export folder on OpenVINO's CPU plugin.
 
-It runs the folder's OpenVINO graph where the manifest names one (qa-export --openvino: static int8 IR made by NNCF,
-export/openvino_ir.py), else the folder's model.onnx, which OpenVINO reads itself when it is fp32 (fused or not). It
-cannot read the fused int8 model.onnx: it has no conversion for QAttention or QEmbedLayerNormalization.
+It runs the folder's OpenVINO graph where the manifest names one (qa-export --openvino: the plain fp32 graph as
+OpenVINO IR with fp16 weights, export/openvino_ir.py), else the folder's model.onnx, which OpenVINO reads itself
+when it is fp32 (fused or not). It cannot read the fused int8 model.onnx: it has no conversion for QAttention or
+QEmbedLayerNormalization.
 
-Where the CPU has bf16 units (AMX, AVX512-BF16) the plugin computes what is not int8 in bf16 by default, and that is
-where it wins: on such a CPU the int8 IR answered about 1.7x as many questions per second as ONNX Runtime on the
-static int8 model.onnx, at the same or higher F1 (BENCHMARKS.md, "CPU throughput"); forced to f32 it ran at about
-ONNX Runtime's speed. Hence backend="auto" picks it only for a folder with an OpenVINO graph, with openvino
-installed, on a CPU whose plugin reports BF16 (`openvino_preferred`).
+Where the CPU has bf16 units (AMX, AVX512-BF16) the plugin computes in bf16 by default. It is a backend to ask for
+(backend="openvino", `qa-answer --backend openvino`), not backend="auto"'s choice: on this project's machine (an
+AMX CPU, quiet) it answered 0.75x as many questions per second as ONNX Runtime on the static int8 model.onnx in
+qa-bench (BENCHMARKS.md, "CPU throughput"); only under heavy load from other jobs did it come out ahead.
 
-bf16 makes a row's logits depend on how far it is padded (measured: 0.3-0.7% of answers changed with the batching),
-so this backend asks for width buckets (`width_multiple`, runtime/batching.py): each window is computed at a width
-of its own and its answer no longer depends on its batch mates.
+bf16 makes a row's logits depend on how far it is padded, so this backend asks for width buckets
+(`width_multiple`, runtime/batching.py): each window is computed at a width of its own and its answer no longer
+depends on its batch mates.
 
 openvino is imported when a backend is made, not when this module is, so that importing the engine stays cheap.
 """
@@ -86,6 +86,11 @@ class OpenVinoBackend:
         self._outputs = [self.compiled.output(name) for name in self.output_names]
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request: runs from two threads must not interleave
+        # The first Tensor.data access sets up pybind11's numpy bindings once per process, in a call_once that
+        # releases the GIL while it waits (pybind11's gil_safe_call_once_and_store, pybind11#4877); two workers'
+        # first batches meeting there hung a qa-answer --resume (seen once, in the kill-and-resume test, both
+        # workers stuck in it): reach it here, in the one thread that builds the backends.
+        ov.Tensor(np.zeros(1, dtype=np.int64)).data
 
     def replica(self) -> OpenVinoBackend:
         """Another backend on the same folder and settings, for a worker of its own."""
@@ -98,18 +103,6 @@ class OpenVinoBackend:
             outputs = self._request.infer(feeds)
         start, end = (np.asarray(outputs[output], dtype=np.float32) for output in self._outputs)
         return start, end
-
-
-def openvino_preferred(manifest: Manifest) -> bool:
-    """backend="auto"'s rule for a qa-export folder on the CPU: OpenVINO where the folder has an OpenVINO graph,
-    openvino is installed and this CPU's plugin computes in bf16; ONNX Runtime otherwise."""
-    if manifest.openvino is None:
-        return False
-    try:
-        import openvino as ov
-    except ImportError:
-        return False
-    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _check_names(model, input_names: tuple[str, ...], output_names: tuple[str, ...], model_path: Path) -> None:
@@ -132,4 +125,4 @@ def _model_error(model_path: Path, error: BaseException) -> ModelFolderError:
     return ModelFolderError(f"{model_path}: openvino cannot load it ({type(error).__name__}: {reason})")
 
 
-__all__ = ["ONNXRUNTIME_ONLY_OPS", "OpenVinoBackend", "compile_config", "openvino_preferred"]
+__all__ = ["ONNXRUNTIME_ONLY_OPS", "OpenVinoBackend", "compile_config"]

@@ -4,8 +4,6 @@ must print the EM/F1 the README quotes; and the shipped model's own parity recor
 The shipped model is static int8 (its activation scales were calibrated at export), so an answer does not depend on
 its batch mates: `qa-answer`'s batches (length-sorted windows packed under the token budget) and qa-export's parity
 gate's (32 length-sorted windows, no budget) give the same answers, and the README's figures are the manifest's.
-Where backend auto runs the folder's OpenVINO graph (openvino installed, a CPU with bf16), the main job prints that
-graph's parity figures, which the README quotes beside the ONNX Runtime ones.
 """
 
 from __future__ import annotations
@@ -33,26 +31,11 @@ def _readme_figures() -> dict[str, str]:
     return quoted.groupdict()
 
 
-def _expected_figures() -> dict[str, str]:
-    """What the main job must print here: the README's line on ONNX Runtime; on OpenVINO (where backend auto picks
-    it) the OpenVINO graph's parity figures, which the README must quote too."""
-    from spanqa.engine import EngineOptions, default_model_dir
-    from spanqa.engine.core.model_folder import read_manifest
-    from spanqa.engine.runtime.backends.loading import resolve_backend
-
-    expected = _readme_figures()
-    if resolve_backend(default_model_dir(), EngineOptions()) == "openvino":
-        parity = read_manifest(default_model_dir()).openvino.parity
-        expected = {**expected, "em": f"{parity.exact_match:.2f}", "f1": f"{parity.f1:.2f}"}
-        assert f"EM {expected['em']} F1 {expected['f1']}" in (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    return expected
-
-
 def test_readme_main_job_prints_the_figures_the_readme_quotes(main_job):
     assert main_job.returncode == 0, main_job.stderr[-2000:]
     printed = SUMMARY.search(main_job.stderr)
     assert printed, main_job.stderr[-2000:]
-    assert printed.groupdict() == _expected_figures()
+    assert printed.groupdict() == _readme_figures()
     assert printed["answered"] == printed["scored"] == "155" and printed["bad"] == "0"
 
 
@@ -85,34 +68,16 @@ def test_manifest_sample_parity_is_the_engine_under_the_parity_gate_batches():
 
     # The gate's batches: `ExportOptions.batch_size` length-sorted windows (32, the default the model was exported
     # with), never cut by a token budget; the 155 questions fit in one look-ahead group, as they are one set there.
-    gate = EngineOptions(backend="onnx", max_batch_tokens=10**9, max_batch_windows=ExportOptions.batch_size)
+    gate = EngineOptions(max_batch_tokens=10**9, max_batch_windows=ExportOptions.batch_size)
     assert len(examples) <= gate.lookahead
     engine = QAEngine(folder, device="cpu", options=gate)
     result = evaluate(examples, {answer.id: answer.answer for answer in engine.answer_many(examples)})
     assert (round(result.exact_match, 4), round(result.f1, 4)) == (parity.exact_match, parity.f1)
     assert engine.stats.windows == parity.windows
     # Static int8: the engine's default batches give the same figures, which are the README's main-job figures.
-    default = QAEngine(folder, device="cpu", options=EngineOptions(backend="onnx"))
+    default = QAEngine(folder, device="cpu")
     again = evaluate(examples, {answer.id: answer.answer for answer in default.answer_many(examples)})
     assert (round(again.exact_match, 4), round(again.f1, 4)) == (parity.exact_match, parity.f1)
-
-
-def test_manifest_openvino_parity_is_the_engine_on_openvino():
-    """The OpenVINO graph's gate ran the engine's width buckets, so the engine on OpenVINO, at its default batching,
-    gives exactly the recorded figures (skipped without openvino)."""
-    import pytest
-
-    pytest.importorskip("openvino")
-    from spanqa.engine import EngineOptions, QAEngine, default_model_dir
-    from spanqa.engine.core.data import load_examples, sample_questions_path
-    from spanqa.engine.core.model_folder import read_manifest
-    from spanqa.engine.evaluation.scoring import evaluate
-
-    parity = read_manifest(default_model_dir()).openvino.parity
-    examples = load_examples(str(sample_questions_path()))
-    engine = QAEngine(default_model_dir(), device="cpu", options=EngineOptions(backend="openvino"))
-    result = evaluate(examples, {answer.id: answer.answer for answer in engine.answer_many(examples)})
-    assert (round(result.exact_match, 4), round(result.f1, 4)) == (parity.exact_match, parity.f1)
     assert read_manifest(folder).calibration is not None
     readme = _readme_figures()
     assert (readme["em"], readme["f1"]) == (f"{parity.exact_match:.2f}", f"{parity.f1:.2f}")

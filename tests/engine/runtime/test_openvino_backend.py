@@ -1,6 +1,5 @@
 """The OpenVINO backend ([openvino] extra): the same logits as ONNX Runtime on the same fp32 graph, clear errors for
-graphs and devices it cannot take, not picked by backend="auto" for a folder without an OpenVINO graph (the rule
-for one with: tests/export/test_openvino_export.py). Tests that run OpenVINO skip without it."""
+graphs and devices it cannot take, never picked by backend="auto". Tests that run OpenVINO skip without it."""
 
 from __future__ import annotations
 
@@ -77,31 +76,11 @@ def test_engine_answers_on_backend_openvino(tiny_onnx):
 
 
 @needs_openvino
-def test_fused_int8_graph_is_refused_naming_the_file_and_the_ops(tmp_path):
-    """The shipped folder without its OpenVINO graph: only the fused int8 model.onnx, which OpenVINO cannot read."""
-    import json
-    import shutil
-
-    from spanqa.engine.core.model_folder import MANIFEST_NAME
+def test_fused_int8_graph_is_refused_naming_the_file_and_the_ops():
     from spanqa.engine.runtime.engine import QAEngine
 
-    folder = tmp_path / "int8-onnx-only"
-    shutil.copytree(SHIPPED_INT8, folder, ignore=shutil.ignore_patterns("openvino_model.*"))
-    raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    del raw["openvino"]
-    (folder / MANIFEST_NAME).write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(ModelFolderError, match=r"model\.onnx: OpenVINO cannot convert its QAttention"):
-        QAEngine(folder, options=EngineOptions(backend="openvino"))
-
-
-@needs_openvino
-def test_the_shipped_folder_runs_its_openvino_graph_on_backend_openvino():
-    from spanqa.engine.runtime.engine import QAEngine
-
-    engine = QAEngine(SHIPPED_INT8, options=EngineOptions(backend="openvino", device="cpu"))
-    assert engine.backend.model_path.name == "openvino_model.xml"
-    answer = engine.answer("What is the vault code?", "The secret vault code is 7319. The door is red.")
-    assert answer.answer == "7319"
+        QAEngine(SHIPPED_INT8, options=EngineOptions(backend="openvino"))
 
 
 @needs_openvino
