@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, os_error_message, require_extra, run_command
 from spanqa.engine.core.data import DataFormatError
 
-from spanqa.training.options import PRECISIONS, TrainingInputError, TrainOptions
+from spanqa.training.options import (
+    DEFAULT_DISTILL_WEIGHT,
+    DEFAULT_TEMPERATURE,
+    PRECISIONS,
+    TrainingInputError,
+    TrainOptions,
+)
 
 PROGRAM = "qa-train"
 _DEFAULTS = TrainOptions(train="", output="")
@@ -101,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="decoding: longest answer in tokens (default: %(default)s)")
     speed.add_argument("--logging-steps", type=int, default=_DEFAULTS.logging_steps, metavar="N",
                        help="log the training loss every N steps, and at every epoch end (default: %(default)s)")
+    distill = parser.add_argument_group("distillation")
+    distill.add_argument("--teacher", metavar="CHECKPOINT",
+                         help="a fine-tuned QA model folder (any tokenizer: positions are matched through character "
+                         "offsets) whose start/end distributions the student learns as well as the labels")
+    distill.add_argument("--distill-weight", type=float, metavar="A",
+                         help="loss = A x KL(teacher || student) + (1 - A) x cross-entropy, A in [0, 1] "
+                         f"(default with --teacher: {DEFAULT_DISTILL_WEIGHT})")
+    distill.add_argument("--temperature", type=float, metavar="T",
+                         help=f"softens both distributions in the KL term, T > 0 (default with --teacher: "
+                         f"{DEFAULT_TEMPERATURE})")
     return add_debug_flag(parser)
 
 

@@ -51,7 +51,8 @@ def answers_in_no_window(windows: Windows, has_answer: np.ndarray) -> int:
 
 
 class WindowCollator:
-    """Pads a batch to its longest window. The length column is for the sampler only, so it never reaches the model.
+    """Pads a batch to its longest window. The length column is for the sampler only, so it never reaches the model,
+    and neither do segment ids when the tokenizer's model takes none.
 
     `pad_to` pads every batch to that fixed width instead, as the notebook's padding="max_length" features were;
     only the training throughput benchmark wants that, to measure what dynamic padding saves."""
@@ -60,6 +61,10 @@ class WindowCollator:
         if pad_to is not None and pad_to < 1:
             raise ValueError(f"pad_to must be at least 1, got {pad_to}")
         self.pad_to = pad_to
+        # Windows always carry segment ids; models without them (MPNet, RoBERTa-style) refuse the argument.
+        self._dropped = {LENGTH_COLUMN} | (
+            set() if "token_type_ids" in tokenizer.model_input_names else {"token_type_ids"}
+        )
         if pad_to is None:
             self._pad = DataCollatorWithPadding(tokenizer)
         else:
@@ -71,4 +76,4 @@ class WindowCollator:
             longest = max(len(row["input_ids"]) for row in features)
             if longest > self.pad_to:
                 raise ValueError(f"a window of {longest} tokens does not fit pad_to={self.pad_to}")
-        return self._pad([{key: value for key, value in row.items() if key != LENGTH_COLUMN} for row in features])
+        return self._pad([{key: value for key, value in row.items() if key not in self._dropped} for row in features])

@@ -12,6 +12,9 @@ from typing import Literal
 
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16")
+# DistilBERT's SQuAD recipe weighs the soft and hard targets about equally and softens at T = 2.
+DEFAULT_DISTILL_WEIGHT = 0.5
+DEFAULT_TEMPERATURE = 2.0
 
 
 class TrainingInputError(ValueError):
@@ -51,6 +54,12 @@ class TrainOptions:
     resume: bool = False
     overwrite: bool = False
 
+    # Distillation (training/distill.py): a fine-tuned QA checkpoint whose start/end distributions the student learns
+    # too. The weight and temperature default to DEFAULT_DISTILL_WEIGHT / DEFAULT_TEMPERATURE once a teacher is set.
+    teacher: str | None = None
+    distill_weight: float | None = None
+    temperature: float | None = None
+
     def __post_init__(self) -> None:
         positive = {
             "batch_size": self.batch_size,
@@ -85,3 +94,19 @@ class TrainOptions:
             raise TrainingInputError(
                 "--resume continues the run in the output folder and --overwrite discards it; pick one"
             )
+        self._check_distillation()
+
+    def _check_distillation(self) -> None:
+        if self.teacher is None:
+            for flag, value in (("--distill-weight", self.distill_weight), ("--temperature", self.temperature)):
+                if value is not None:
+                    raise TrainingInputError(f"{flag} needs --teacher")
+            return
+        if self.distill_weight is None:
+            object.__setattr__(self, "distill_weight", DEFAULT_DISTILL_WEIGHT)  # frozen: resolved once, here
+        if self.temperature is None:
+            object.__setattr__(self, "temperature", DEFAULT_TEMPERATURE)
+        if not 0 <= self.distill_weight <= 1:
+            raise TrainingInputError(f"distill_weight must be in [0, 1], got {self.distill_weight}")
+        if not self.temperature > 0:
+            raise TrainingInputError(f"temperature must be positive, got {self.temperature}")

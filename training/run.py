@@ -30,6 +30,7 @@ from spanqa.engine.core.windows import WindowOptions, Windows, make_windows
 
 from spanqa.training.compat import renamed_arguments
 from spanqa.training.dataset import LENGTH_COLUMN, WindowCollator, answers_in_no_window, windows_dataset
+from spanqa.training.distill_trainer import DistillCollator, DistillingTrainer
 from spanqa.training.model import check_model, default_model_path, load_model, resolve_precision
 from spanqa.training.options import TrainingInputError, TrainOptions
 from spanqa.training.output import (
@@ -51,6 +52,7 @@ from spanqa.training.report import (
     scores_from_metrics,
 )
 from spanqa.training.splits import RunData, load_run_data
+from spanqa.training.teacher import check_teacher, load_teacher, with_teacher_columns
 from spanqa.training.trainer import EvalSet, LogAtEpochEnd, QATrainer
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> T
     plan = plan_output(options)
     model_source = options.model or default_model_path()
     check_model(model_source, options.max_length)
+    check_teacher(options)
     data = load_run_data(options)
 
     cuda = torch.cuda.is_available()
@@ -79,15 +82,24 @@ def train(options: TrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> T
     if args.process_index == 0:
         prepare_output(plan)
     args.distributed_state.wait_for_everyone()  # nobody reads the folder while the first process tidies it
-    trainer = QATrainer(
+    trainer_class, train_dataset, collator, extra = QATrainer, windows_dataset(train_windows), None, {}
+    if options.teacher is not None:
+        # Loaded after the student, so the student's fresh head is drawn exactly as in a run without a teacher.
+        teacher = load_teacher(options, args.device, precision)
+        train_dataset = with_teacher_columns(train_dataset, train_windows, data.train.examples, teacher, options)
+        collator = DistillCollator(loaded.tokenizer, teacher.tokenizer)
+        trainer_class = DistillingTrainer
+        extra = {"teacher": teacher, "distill_weight": options.distill_weight, "temperature": options.temperature}
+    trainer = trainer_class(
         model=loaded.model,
         args=args,
-        train_dataset=windows_dataset(train_windows),
+        train_dataset=train_dataset,
         eval_set=validation,
         decode_options=_decode_options(options, eval_sets),
-        data_collator=WindowCollator(loaded.tokenizer),
+        data_collator=collator or WindowCollator(loaded.tokenizer),
         processing_class=loaded.tokenizer,
         callbacks=[LogAtEpochEnd(), *callbacks],
+        **extra,
     )
     if plan.resume_from is not None:
         logger.info("resuming from %s", plan.resume_from)
