@@ -17,7 +17,7 @@ from spanqa.engine.jobs.answer_file import answer_file
 from spanqa.engine.jobs.failures import AnswerFileError, OutputWriteError
 from spanqa.engine.jobs.options import AnswerFileOptions
 from spanqa.engine.jobs.targets import ERRORS_SUFFIX, SETTINGS_SUFFIX, check_targets
-from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, run_command
+from spanqa.engine.cli.common import EXIT_FAILURE, EXIT_OK, CommandError, add_debug_flag, positive_int, run_command
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.runtime.options import BACKENDS, DEVICES, EngineOptions, SessionOptions
 
@@ -94,21 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
         "folder on OpenVINO (pip install 'spanqa[openvino]'; bf16 where the CPU has it) (default: %(default)s)",
     )  # fmt: skip
     engine.add_argument(
-        "--batch-tokens", type=_positive_int, metavar="N",
+        "--batch-tokens", type=positive_int, metavar="N",
         help=f"most padded tokens per batch (default: {EngineOptions.max_batch_tokens})",
     )  # fmt: skip
     engine.add_argument(
-        "--workers", type=_positive_int, metavar="N",
+        "--workers", type=positive_int, metavar="N",
         help="ONNX Runtime sessions run at once, each on its own batch (default: one per core, each with one "
         "thread; one with --threads); the answers are the same for any N. PyTorch checkpoints run one",
     )  # fmt: skip
     engine.add_argument(
-        "--threads", type=_positive_int, metavar="N",
+        "--threads", type=positive_int, metavar="N",
         help="ONNX Runtime intra-op threads per worker (default: the cores shared out among the workers; without "
         "--workers, one worker with N threads; ignored by PyTorch checkpoints)",
     )  # fmt: skip
     engine.add_argument(
-        "--n-best", type=_positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
+        "--n-best", type=positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
         help=f"add each question's N best answers as \"n_best\" (N defaults to {DecodeOptions.n_best}; N also "
         "bounds the start and end positions the decoder tries, as in the notebook)",
     )  # fmt: skip
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--null-threshold=-X)",
     )  # fmt: skip
     engine.add_argument(
-        "--top-k", type=_positive_int, metavar="K",
+        "--top-k", type=positive_int, metavar="K",
         help="add the K best answers, without duplicates or overlapping spans, as \"top_answers\" (each with "
         f"answer, score, start, end and passage for several passages) (default: {DecodeOptions.top_k}: the best only)",
     )  # fmt: skip
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"spaces, such as Chinese or Thai) (default: {'on' if DecodeOptions.align_to_words else 'off'})",
     )  # fmt: skip
     engine.add_argument(
-        "--max-answer-length", type=_positive_int, metavar="TOKENS",
+        "--max-answer-length", type=positive_int, metavar="TOKENS",
         help=f"longest answer in tokens (default: {DecodeOptions.max_answer_length})",
     )  # fmt: skip
     engine.add_argument(
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is in; ray://HOST:PORT a remote one. Same output, byte for byte, as without --ray (same model and options); "
         "no EM/F1 summary",
     )  # fmt: skip
-    ray.add_argument("--ray-actors", type=_positive_int, metavar="N", help="number of engine actors (with --ray)")
+    ray.add_argument("--ray-actors", type=positive_int, metavar="N", help="number of engine actors (with --ray)")
     ray.add_argument(
         "--ray-shared-input", action="store_true",
         help="actors read their lines from INPUT themselves (a plain file at the same path on every node) instead "
@@ -218,7 +218,7 @@ def _answer_file(arguments: argparse.Namespace, options: EngineOptions) -> int:
     check_targets(arguments.input, arguments.output, file_options)  # before the seconds a model takes to load
     if arguments.ray is not None:
         return _answer_file_on_ray(arguments, options, file_options)
-    engine = _load_engine(arguments.model, options)
+    engine = load_engine(arguments.model, options)
     result = answer_file(engine, arguments.input, arguments.output, file_options, on_skipped=_print_skipped)
     return _report(result, arguments.quiet)
 
@@ -273,7 +273,7 @@ def _answer_one(arguments: argparse.Namespace, options: EngineOptions) -> int:
     for flag, value in (("--question", arguments.question), *(("--context", each) for each in arguments.context)):
         if not value.strip():
             raise CommandError(f"{flag} is empty")
-    engine = _load_engine(arguments.model, options)
+    engine = load_engine(arguments.model, options)
     if len(arguments.context) == 1:
         answer = engine.answer(arguments.question, arguments.context[0])
     else:
@@ -286,7 +286,7 @@ class ModelLoadError(CommandError):
     """The model cannot be loaded (exit 2); the message names the folder or file."""
 
 
-def _load_engine(model: str | None, options: EngineOptions) -> Any:
+def load_engine(model: str | None, options: EngineOptions) -> Any:
     from spanqa.engine.runtime.backends.base import DeviceError  # the slow imports (onnxruntime, torch) wait until here
     from spanqa.engine.runtime.engine import QAEngine
     from spanqa.engine.core.model_folder import ModelFolderError
@@ -316,16 +316,6 @@ def _usage_problem(arguments: argparse.Namespace) -> str | None:
     if arguments.input is None:
         return "no INPUT given (a JSONL file, or - for stdin), and no --question/--context"
     return None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 if __name__ == "__main__":

@@ -90,6 +90,17 @@ def print_error(program: str, message: str) -> None:
     print(f"{program}: error: {one_line}", file=sys.stderr)
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: the message names the bad value."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def os_error_message(error: OSError) -> str:
     """An OSError as `FILE: reason`, the form every other error takes."""
     return f"{error.filename}: {error.strerror}" if error.filename else str(error)

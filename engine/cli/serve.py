@@ -12,8 +12,8 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from spanqa.engine.cli.answer import _load_engine, _positive_int, engine_options
-from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, require_extra, run_command
+from spanqa.engine.cli.answer import engine_options, load_engine
+from spanqa.engine.cli.common import EXIT_OK, CommandError, add_debug_flag, positive_int, require_extra, run_command
 from spanqa.engine.core.decoder import DecodeOptions
 from spanqa.engine.runtime.options import BACKENDS, DEVICES, EngineOptions
 from spanqa.engine.serve.options import SERVE_BATCH_TOKENS, ServeOptions
@@ -51,22 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest a question waits for batch mates before its batch goes anyway (default: %(default)s)",
     )  # fmt: skip
     server.add_argument(
-        "--packing-window", type=_positive_int, default=defaults.packing_window, metavar="N",
+        "--packing-window", type=positive_int, default=defaults.packing_window, metavar="N",
         help="a batch's mates are chosen among the N oldest queued questions, by length (default: %(default)s)",
     )  # fmt: skip
     server.add_argument(
-        "--max-concurrent", type=_positive_int, default=defaults.max_concurrent, metavar="N",
+        "--max-concurrent", type=positive_int, default=defaults.max_concurrent, metavar="N",
         help="requests in progress at once; more get 503 with Retry-After (default: %(default)s)",
     )  # fmt: skip
     server.add_argument(
-        "--max-queued-questions", type=_positive_int, default=defaults.max_queued_questions, metavar="N",
+        "--max-queued-questions", type=positive_int, default=defaults.max_queued_questions, metavar="N",
         help="questions in progress at once over all requests; more get 503 (default: %(default)s)",
     )  # fmt: skip
-    server.add_argument("--max-questions-per-request", type=_positive_int, default=defaults.max_questions_per_request,
+    server.add_argument("--max-questions-per-request", type=positive_int, default=defaults.max_questions_per_request,
                         metavar="N", help="records in one request; more get 413 (default: %(default)s)")  # fmt: skip
-    server.add_argument("--max-body-bytes", type=_positive_int, default=defaults.max_body_bytes, metavar="N",
+    server.add_argument("--max-body-bytes", type=positive_int, default=defaults.max_body_bytes, metavar="N",
                         help="largest request body; larger gets 413 (default: %(default)s)")  # fmt: skip
-    server.add_argument("--max-context-chars", type=_positive_int, default=defaults.max_context_chars, metavar="N",
+    server.add_argument("--max-context-chars", type=positive_int, default=defaults.max_context_chars, metavar="N",
                         help="longest context (all passages of a record together); longer gets 413 "
                         "(default: %(default)s)")  # fmt: skip
     server.add_argument("--request-timeout", type=float, default=defaults.request_timeout_s, metavar="S",
@@ -80,19 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--device", choices=DEVICES, default="auto", help="where the model runs (default: %(default)s)")
     engine.add_argument("--backend", choices=BACKENDS, default="auto", help="(default: %(default)s)")
     engine.add_argument(
-        "--max-batch-tokens", "--batch-tokens", dest="batch_tokens", type=_positive_int, metavar="N",
+        "--max-batch-tokens", "--batch-tokens", dest="batch_tokens", type=positive_int, metavar="N",
         help=f"most padded tokens per model batch (default: {SERVE_BATCH_TOKENS}; qa-answer's is "
         f"{EngineOptions.max_batch_tokens}: a service's batches mix records of unlike length, so smaller ones pad less)",
     )  # fmt: skip
-    engine.add_argument("--workers", type=_positive_int, metavar="N",
+    engine.add_argument("--workers", type=positive_int, metavar="N",
                         help="ONNX Runtime sessions, each running one batch at a time (default: one per core)")
-    engine.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads per worker")
-    engine.add_argument("--top-k", type=_positive_int, metavar="K",
+    engine.add_argument("--threads", type=positive_int, metavar="N", help="intra-op threads per worker")
+    engine.add_argument("--top-k", type=positive_int, metavar="K",
                         help=f"default top_k of a record that gives none (default: {DecodeOptions.top_k})")
-    engine.add_argument("--n-best", type=_positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
+    engine.add_argument("--n-best", type=positive_int, nargs="?", const=DecodeOptions.n_best, metavar="N",
                         help="add each answer's N best spans as n_best")  # fmt: skip
     engine.add_argument("--null-threshold", type=float, metavar="X", help="SQuAD v2 no-answer threshold")
-    engine.add_argument("--max-answer-length", type=_positive_int, metavar="TOKENS", help="longest answer in tokens")
+    engine.add_argument("--max-answer-length", type=positive_int, metavar="TOKENS", help="longest answer in tokens")
     engine.add_argument("--align-to-words", action=argparse.BooleanOptionalAction, default=None,
                         help="widen answers that start or end inside a word to the whole word")  # fmt: skip
     engine.add_argument("--allow-pickle", action="store_true", help="load pickled PyTorch weights (trusted only)")
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
                      help="serve the same app as a Ray Serve deployment: without ADDRESS on a local Ray, 'auto' on "
                      "this machine's cluster")  # fmt: skip
-    ray.add_argument("--ray-replicas", type=_positive_int, default=1, metavar="N", help="replicas (default: 1)")
+    ray.add_argument("--ray-replicas", type=positive_int, default=1, metavar="N", help="replicas (default: 1)")
     ray.add_argument("--ray-cpus", type=float, default=1.0, metavar="N", help="CPUs per replica (default: 1)")
     ray.add_argument("--ray-gpus", type=float, default=0.0, metavar="N", help="GPUs per replica (default: 0)")
     return add_debug_flag(parser)
@@ -136,7 +136,7 @@ def _serve(arguments: argparse.Namespace) -> int:
     from spanqa.engine.serve.server import bind, serve
     from spanqa.engine.serve.service import AnswerService
 
-    loaded = _load_engine(arguments.model, engine)
+    loaded = load_engine(arguments.model, engine)
     try:
         sock = bind(options.host, options.port)
     except OSError as error:
