@@ -282,3 +282,59 @@ def test_a_trained_teacher_lowers_the_students_dev_loss(tmp_path, tiny_model, on
     assert taught["hyperparameters"]["distill_weight"] == 0.5 and taught["hyperparameters"]["temperature"] == 2.0
     # Same seed, same batches, same steps: only the teacher differs. (Measured: 2.640 against 2.657.)
     assert taught["final"]["validation"]["loss"] < plain["final"]["validation"]["loss"]
+
+
+# --- resume and data-parallel with a teacher -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_teacher(tmp_path_factory, tiny_model) -> Path:
+    """The tiny BERT trained briefly: a QA checkpoint to distil from (its quality does not matter here)."""
+    folder = tmp_path_factory.mktemp("teacher") / "model"
+    data = write_jsonl(folder.parent / "train.jsonl", [record(i) for i in range(16)])
+    assert main(["--train", str(data), "--output", str(folder), "--model", str(tiny_model), "--epochs", "1",
+                 *QUICK]) == 0  # fmt: skip
+    return folder
+
+
+def test_resume_with_a_teacher_ends_where_an_uninterrupted_run_does(tmp_path, tiny_model, small_teacher):
+    from dataclasses import replace
+
+    from transformers import AutoModelForQuestionAnswering
+
+    from test_training import CrashAfterSaving
+
+    data = write_jsonl(tmp_path / "train.jsonl", [record(i) for i in range(16)])
+    options = TrainOptions(
+        train=str(data), output=str(tmp_path / "model"), model=str(tiny_model), teacher=str(small_teacher),
+        epochs=2, batch_size=4, max_length=128, stride=32, save_steps=3, logging_steps=2, learning_rate=3e-3,
+    )  # fmt: skip
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(options, callbacks=[CrashAfterSaving(step=3)])
+    resumed = train(replace(options, resume=True))
+    assert resumed.resumed_from.endswith("checkpoint-3") and resumed.global_step == 8
+    train(replace(options, output=str(tmp_path / "uninterrupted")))
+    ours = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "model").state_dict()
+    for name, weights in AutoModelForQuestionAnswering.from_pretrained(tmp_path / "uninterrupted").state_dict().items():
+        torch.testing.assert_close(ours[name], weights, msg=name)
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_with_a_teacher(tmp_path, tiny_model, small_teacher):
+    import os
+    import subprocess
+    import sys
+
+    data = write_jsonl(tmp_path / "train.jsonl", [record(i) for i in range(32)])
+    dev = write_jsonl(tmp_path / "dev.jsonl", [record(i) for i in range(200, 208)])
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "spanqa.training.cli", "--train", str(data), "--validation", str(dev), "--output", str(tmp_path / "m"),
+        "--model", str(tiny_model), "--teacher", str(small_teacher), "--epochs", "1", *QUICK,
+    ]  # fmt: skip
+    environment = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = json.loads((tmp_path / "m" / "training_report.json").read_text())
+    assert report["world_size"] == 2 and report["global_step"] == 2  # 32 windows / (2 x 8)
+    assert report["hyperparameters"]["teacher"] == str(small_teacher)
