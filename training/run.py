@@ -6,6 +6,9 @@ The steps, in the order a failure should surface: output folder and model checks
 validation, tokenizing into engine windows, the Trainer run with an EM/F1 evaluation after every epoch, the test
 split (with --seed-splits), and finally publishing model, tokenizer and `training_report.json` from one process.
 
+With a teacher (--teacher), the training loss also pulls the student's start/end distributions towards the teacher's
+(`distill.py`, `teacher.py`, `distill_trainer.py`); evaluation is unchanged.
+
 Launched by `torchrun` (or `accelerate launch`), the same code trains data-parallel: the Trainer sets up DDP from the
 launcher's environment, each process reads and tokenizes the data itself, and only the first process writes files.
 """

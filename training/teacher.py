@@ -26,7 +26,7 @@ from spanqa.engine.core.data import QAExample
 from spanqa.engine.core.windows import Windows
 
 from spanqa.training.distill import align_positions
-from spanqa.training.model import check_model, load_model
+from spanqa.training.model import LoadedModel, check_model, load_model
 from spanqa.training.options import TrainingInputError, TrainOptions
 
 TEACHER_PREFIX = "teacher_"
@@ -65,7 +65,7 @@ def load_teacher(options: TrainOptions, device: torch.device, precision: str) ->
     return Teacher(model, loaded.tokenizer, source, _teacher_length(loaded, options.max_length))
 
 
-def _teacher_length(loaded, max_length: int) -> int:
+def _teacher_length(loaded: LoadedModel, max_length: int) -> int:
     limits = [max_length + _EXTRA_TEACHER_TOKENS]
     if 0 < getattr(loaded.tokenizer, "model_max_length", 0) < 100_000:  # unset means a huge sentinel
         limits.append(loaded.tokenizer.model_max_length)

@@ -4,7 +4,6 @@ data; the registry pieces joined and unzipped (on synthetic pieces: the real one
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -87,10 +86,15 @@ def test_the_device_run_on_tiny_models(tmp_path, tiny_model):
     corpus = [json.loads(line)["context"] for line in train.read_text().splitlines()]
     teacher_source = tiny_mpnet(tmp_path / "mpnet", other_tokenizer(corpus, tmp_path / "mpnet", vocab_size=120))
 
+    student = workdir / ".gpu" / "minilm"
+    shutil.copytree(tiny_model, student)
+    student_weights = (student / "model.safetensors").read_bytes()
     prepared = run_script(workdir, "prepare", str(teacher_source), SLICE="40K")
     assert prepared.returncode == 0, prepared.stderr
-    slices = sorted((workdir / ".gpu" / "teacher-slices").iterdir())
-    assert len(slices) > 1 and prepared.stdout.count("h200_distill.sh stage") == len(slices)
+    slices = sorted((workdir / ".gpu" / "slices").iterdir())
+    assert {part.name.split("-")[0] for part in slices} == {"teacher", "student"} and len(slices) > 2
+    assert prepared.stdout.count("h200_distill.sh stage") == len(slices)
+    assert not (student / "model.safetensors").exists()  # it travels in slices only
     stage = tmp_path / "stage"
     for part in slices:  # one stage call per slice, each carrying only its own
         others = [p for p in slices if p != part]
@@ -99,19 +103,20 @@ def test_the_device_run_on_tiny_models(tmp_path, tiny_model):
         assert run_script(workdir, "stage", STAGE=str(stage)).returncode == 0
         for other in others:
             (tmp_path / other.name).rename(other)
-    shutil.rmtree(workdir / ".gpu" / "teacher-slices")
+    shutil.rmtree(workdir / ".gpu" / "slices")
 
     out, work = tmp_path / "out", tmp_path / "work"
     flags = "--batch-size 8 --eval-batch-size 16 --logging-steps 2 --max-length 128 --stride 32 --learning-rate 3e-3"
     finished = run_script(
         workdir, STAGE=str(stage), OUT=str(out), WORK=str(work), TRAIN=str(train), DEV=str(dev),
-        STUDENT=str(tiny_model), TEACHER=".gpu/teacher", TRAIN_FLAGS=flags, LIMITS="--max-eval-examples 16",
+        TEACHER=".gpu/teacher", TRAIN_FLAGS=flags, LIMITS="--max-eval-examples 16",
         TEACHER_EPOCHS="2", STUDENT_EPOCHS="2", EXPORT_FLAGS="--skip-parity --calibration-examples 16",
     )  # fmt: skip
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     assert "export: exit 0" in finished.stdout and "int8 answers: exit 0" in finished.stdout, finished.stdout
-    joined = hashlib.sha256((workdir / ".gpu" / "teacher" / "model.safetensors").read_bytes()).hexdigest()
-    assert joined == hashlib.sha256(b"".join(p.read_bytes() for p in sorted(stage.iterdir()))).hexdigest()
+    staged = b"".join(part.read_bytes() for part in sorted(stage.glob("teacher-part-*")))
+    assert (workdir / ".gpu" / "teacher" / "model.safetensors").read_bytes() == staged
+    assert (student / "model.safetensors").read_bytes() == student_weights  # joined back, byte for byte
 
     scores = json.loads((out / "scores.json").read_text())
     assert {"teacher_pytorch", "student_pytorch", "student_int8"} <= set(scores)
