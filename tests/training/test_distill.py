@@ -150,8 +150,8 @@ def examples_for_alignment() -> list[QAExample]:
 
 
 def teacher_view(teacher_tokenizer, student_tokenizer, examples, max_length=48):
-    windows = make_windows(QATokenizer.from_transformers(student_tokenizer), examples,
-                           WindowOptions(max_length=max_length, stride=16, max_question_tokens=16), with_labels=True)  # fmt: skip
+    window_options = WindowOptions(max_length=max_length, stride=16, max_question_tokens=16)
+    windows = make_windows(QATokenizer.from_transformers(student_tokenizer), examples, window_options, with_labels=True)
     teacher = Teacher(model=None, tokenizer=teacher_tokenizer, source="t", max_length=max_length + 16)
     options = TrainOptions(train="t", output="o", max_length=max_length, stride=16, max_question_tokens=16)
     dataset = with_teacher_columns(windows_dataset(windows), windows, examples, teacher, options)
