@@ -57,17 +57,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated token budgets, or one-window (default: %(default)s)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="sessions at once, as EngineOptions.workers (default: %(default)s; the engine's own: 2 here)")
     parser.add_argument("--json", help="also write the result here")
     arguments = parser.parse_args(argv)
     budgets = Budget.parse_list(parser, arguments.budgets)
     if arguments.rounds < 1 or not budgets:
         parser.error("--rounds must be at least 1 and --budgets must name one budget")
     examples = load_questions(arguments.data, arguments.limit)
-    engines = {budget.label: make_engine(arguments.model, budget, threads=arguments.threads) for budget in budgets}
+    engines = {budget.label: make_engine(arguments.model, budget, threads=arguments.threads, workers=arguments.workers)
+               for budget in budgets}  # fmt: skip
     rows = sweep(engines, examples, arguments.rounds)
     best = max(rows, key=lambda label: rows[label]["questions_per_cpu_second"])
     result = {"benchmark": "token_budget_sweep", "model": arguments.model or "shipped int8 (engine/models/minilm-l6-squad-int8)",
               "questions": len(examples), "rounds": arguments.rounds, "threads": arguments.threads,
+              "workers": arguments.workers,
               "machine": machine_note(), "budgets": rows, "fastest": best}  # fmt: skip
     table = markdown_table(
         ["budget", "questions per CPU-second", "questions/s wall", "padding"],

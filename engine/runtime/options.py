@@ -1,8 +1,9 @@
 """Options of the answering engine: where it runs, how it batches, and the ONNX Runtime session knobs.
 
-The batching defaults suit CPUs: on the project's 2-core machine, with the fine-tuned MiniLM-L6 in int8, 512 to 1024
-padded tokens per batch computed the most examples per CPU-second (about 20% more than 4096, whose batches fall out
-of the 2 MiB L2 cache and carry 7% padding instead of 1.5%). A GPU wants far larger batches: raise
+The batching defaults suit CPUs: on the project's 2-core machine, with the shipped static int8 MiniLM-L6 on its
+default 2 sessions x 1 thread, 512 padded tokens per batch answered the most questions per second (95.6 against 85.1
+at 1024, 79.4 at 256 and 62.4 at 2048; 500 dev questions, `benchmarks/token_budget_sweep.py --workers 2`, BENCHMARKS.md):
+larger batches fall out of the L2 cache and carry more padding. A GPU wants far larger batches: raise
 `max_batch_tokens` (16384 or more) and `max_batch_windows` there.
 """
 
@@ -62,7 +63,7 @@ class EngineOptions:
     backend: str = "auto"  # auto | onnx | openvino | torch (auto: onnx for a qa-export folder, torch for a checkpoint)
     torch_dtype: str = "auto"  # torch backend: fp32 | fp16 | bf16 (autocast); auto = fp16 on CUDA, fp32 on CPU
     # A batch holds at most this many padded tokens (rows x its longest row) and this many windows.
-    max_batch_tokens: int = 1024
+    max_batch_tokens: int = 512
     max_batch_windows: int = 64
     # Records are taken in consecutive groups of this many; windows are sorted by length only inside a group,
     # so a group is the unit of reproducibility (see QAEngine.answer_many).

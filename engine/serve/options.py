@@ -17,7 +17,8 @@ DEFAULT_PORT = 8000
 # shipped int8 model, 1000 SQuAD dev questions, 2 workers x 1 thread, loaded 2-core machine, phases interleaved):
 # 512 tokens answered 48-52 q/s against 39 and 24 at the engine's 1024 and 41-45 with one record a batch, with 1.8%
 # padding against 9-11% (records of unlike length share a batch more often than in qa-answer's sorted groups of 256),
-# and a p95 latency of 2.5 s against 4-6 s.
+# and a p95 latency of 2.5 s against 4-6 s. (The engine's own default became 512 later, measured on qa-answer's
+# batches: runtime/options.py.)
 SERVE_BATCH_TOKENS = 512
 
 

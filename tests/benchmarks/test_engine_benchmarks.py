@@ -20,7 +20,9 @@ def dev_examples(squad_dir):
 
 
 def test_budgets_parse_to_engine_settings():
-    assert Budget.parse("one-window") == Budget("one-window", 1024, 1)
+    from spanqa.engine.runtime.options import EngineOptions
+
+    assert Budget.parse("one-window") == Budget("one-window", EngineOptions().max_batch_tokens, 1)
     assert Budget.parse("4096") == Budget("4096 tokens", 4096, 64)
     with pytest.raises(ValueError):
         Budget.parse("lots")

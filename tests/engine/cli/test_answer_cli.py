@@ -322,10 +322,10 @@ def test_resume_refuses_other_settings_naming_each_one_and_accepts_the_same(tiny
     kept = full[: full.index(b"\n") + 1]
     output.write_bytes(kept)
     capsys.readouterr()
-    assert main([*arguments, "--resume", "--batch-tokens", "512", "--n-best", "4"]) == 2
+    assert main([*arguments, "--resume", "--batch-tokens", "256", "--n-best", "4"]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and error.startswith(f"qa-answer: error: {output}: --resume refused")
-    assert f"max_batch_tokens was {EngineOptions().max_batch_tokens}, now 512" in error
+    assert f"max_batch_tokens was {EngineOptions().max_batch_tokens}, now 256" in error
     assert f"decode.n_best was {EngineOptions().decode.n_best}, now 4" in error
     assert "decode.return_n_best was false, now true" in error and "lookahead" not in error
     assert output.read_bytes() == kept  # untouched

@@ -35,7 +35,7 @@ def make_records(count: int, drop_ids: bool = False) -> list[dict]:
         if drop_ids and index % 5 == 2:
             del record["id"]  # the id is then its position in the request, as a line's is its line number
         records.append(record)
-    # Three windows of 384 tokens: over the 1024-token budget, so it runs alone, in batches of its own.
+    # Three windows of 384 tokens: over the engine's token budget, so it runs alone, in batches of its own.
     records.append({"id": "long", "question": "which tower?", "context": " ".join(WORDS * 70)})
     return records
 
@@ -103,7 +103,8 @@ def test_health_ready_model_metrics_and_docs(client, server, tiny_onnx):
     assert client.get("/ready").json() == {"status": "ready"}
     model = client.get("/v1/model").json()
     assert model["model_dir"] == str(tiny_onnx) and model["manifest"]["precision"] == "fp32"
-    assert model["engine_options"]["max_batch_tokens"] == 1024 and model["serve_options"]["max_concurrent"] == 256
+    assert model["engine_options"]["max_batch_tokens"] == EngineOptions().max_batch_tokens
+    assert model["serve_options"]["max_concurrent"] == 256
     assert model["answer_settings"] == json.loads(json.dumps(server.service.engine.answer_settings()))
     assert client.post("/v1/answer", json=EXAMPLE_RECORD).status_code == 200  # the example /docs shows
     metrics = client.get("/metrics")
