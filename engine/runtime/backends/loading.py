@@ -43,20 +43,11 @@ def resolve_backend(model_dir: str | os.PathLike, options: EngineOptions) -> str
     qa-export folder and torch for a checkpoint. OpenVINO is never auto's choice: in the quiet qa-bench run it
     answered 0.75x as many questions per second as ONNX Runtime on the static int8 model.onnx (BENCHMARKS.md, "CPU
     throughput"), short of the 1.2x its choice would need."""
-    folder = Path(model_dir)
     if options.backend != "auto":
         return options.backend
+    folder = Path(model_dir)
     # model.onnx without a manifest is an unfinished export: say so rather than try it as a checkpoint.
     return "onnx" if is_exported_model(folder) or (folder / MODEL_FILE).is_file() else "torch"
-
-
-def _gpu_available(options: EngineOptions) -> bool:
-    """Whether ONNX Runtime would put this engine on a GPU (device auto with a GPU build), which comes first."""
-    import onnxruntime
-
-    from spanqa.engine.runtime.backends.onnx_backend import GPU_PROVIDERS, choose_providers
-
-    return choose_providers(options.device, onnxruntime.get_available_providers())[0] in GPU_PROVIDERS
 
 
 def _load_onnx(folder: Path, options: EngineOptions) -> LoadedModel:
@@ -131,7 +122,11 @@ def _onnx_split(options: EngineOptions) -> tuple[int, int]:
     """(workers, threads per worker) for an ONNX Runtime engine. A GPU counts as the device when this onnxruntime
     build offers one that `options.device` may take (if it then fails to start, the one CPU worker keeps
     onnxruntime's default threads, as before workers existed)."""
-    on_gpu = _gpu_available(options)
+    import onnxruntime
+
+    from spanqa.engine.runtime.backends.onnx_backend import GPU_PROVIDERS, choose_providers
+
+    on_gpu = choose_providers(options.device, onnxruntime.get_available_providers())[0] in GPU_PROVIDERS
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return worker_split(options.workers, options.session.intra_op_threads, cores, on_gpu)
 
