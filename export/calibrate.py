@@ -5,7 +5,8 @@ question's answer depends on its batch mates (measured: 91-93% of answers unchan
 Here each DynamicQuantizeLinear(x) -> (q, scale, zero_point) becomes QuantizeLinear(x, scale, zero_point) with
 constants, so an answer depends only on its own question; the consumers (QAttention, MatMulInteger and their scale
 products) are untouched, so the graph keeps the fused int8 kernels that make the dynamic graph fast, and loses the
-per-batch min/max reductions.
+per-batch min/max reductions. (The next stage, integer_gemm.py, then gives each MatMulInteger chain the one-node
+form ONNX Runtime no longer finds for itself once the scales are constants.)
 
 The ranges come from windows of a training file, never the data the model is then judged on. Two rules:
 1. "minmax": the widest value seen over all calibration windows (nothing saturates on data like the calibration's);

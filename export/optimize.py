@@ -32,6 +32,7 @@ FUSED_OP_TYPES = (
     "FastGelu",
     "Gelu",
     "GemmFastGelu",
+    "MatMulIntegerToFloat",  # static int8 GEMMs with their dequantization inside (integer_gemm.py)
 )
 ATTENTION_OP_TYPES = ("Attention", "QAttention", "MultiHeadAttention")
 

@@ -1,4 +1,4 @@
-"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration] | fp16) -> parity gate [-> OpenVINO graph
+"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration -> integer GEMMs] | fp16) -> parity gate [-> OpenVINO graph
 (--openvino), gated too] -> published folder.
 
 Nothing is written at the output path until the folder is complete: the model is built in a hidden staging folder
@@ -26,6 +26,7 @@ from spanqa.export.checkpoint import Checkpoint, load_checkpoint
 from spanqa.export.fp16 import PARITY_PROVIDER, convert_fp16, fp16_parity_available
 from spanqa.export.onnx_export import EXPORTER, GraphSignature, export_plain_onnx, graph_signature, model_input_names
 from spanqa.export.gate import ParityFailed, gate_onnx, gate_openvino  # noqa: F401 - ParityFailed: run's API
+from spanqa.export.integer_gemm import fold_integer_gemms
 from spanqa.export.openvino_ir import openvino_missing, openvino_record, write_openvino_graph
 from spanqa.export.optimize import check_fusions_kept, count_fused_ops, fuse_graph
 from spanqa.export.options import ExportError, ExportOptions
@@ -143,7 +144,10 @@ def _build_graph(checkpoint: Checkpoint, options: ExportOptions, work: Path, cal
                                         options.calibration_rule)  # fmt: skip
             logger.info("calibrated %d activation scales on %d training windows (%s)",
                         calibrated.tensors, calibrated.windows, calibrated.rule)  # fmt: skip
-            graph = static
+            graph = work / "int8-static-folded.onnx"
+            folded = fold_integer_gemms(static, graph)
+            logger.info("folded dequantization into %d MatMulIntegerToFloat GEMMs", folded)
+            counts = count_fused_ops(_load(graph))
     elif options.precision == "fp16":
         halved = work / "fp16.onnx"
         convert_fp16(graph, halved)

@@ -65,8 +65,11 @@ def test_every_dynamic_quantizer_is_replaced_by_a_fixed_one(int8_exports):
     static_ops = [node.op_type for node in static.graph.node]
     assert dynamic_ops.count("DynamicQuantizeLinear") > 0 and "DynamicQuantizeLinear" not in static_ops
     assert static_ops.count("QuantizeLinear") == dynamic_ops.count("DynamicQuantizeLinear")
-    for kept in ("QAttention", "QEmbedLayerNormalization", "MatMulInteger"):  # the fast int8 kernels stay
+    for kept in ("QAttention", "QEmbedLayerNormalization"):  # the fast int8 kernels stay
         assert static_ops.count(kept) == dynamic_ops.count(kept) > 0
+    # and every weight GEMM becomes one MatMulIntegerToFloat (integer_gemm.py)
+    assert static_ops.count("MatMulIntegerToFloat") == dynamic_ops.count("MatMulInteger") > 0
+    assert "MatMulInteger" not in static_ops
 
 
 def test_one_batch_calibration_reproduces_dynamic_quantization_of_that_batch(int8_exports, training_file, tmp_path):

@@ -79,7 +79,8 @@ SYSTEMS: dict[str, SystemSpec] = {
                    "QAEngine on qa-export's int8 model", devices=("cpu",)),
         SystemSpec("spanqa-openvino", "spanqa", "OpenVINO", "bf16", SPANQA_OPENVINO,
                    "QAEngine on the int8 folder's OpenVINO graph (qa-export --openvino: fp32 graph, fp16 weights), "
-                   "OpenVINO's CPU plugin in bf16 where the CPU has it: what backend auto runs there", devices=("cpu",), needs=(OPENVINO,)),
+                   "OpenVINO's CPU plugin in bf16 where the CPU has it (--backend openvino; auto runs ONNX Runtime)",
+                   devices=("cpu",), needs=(OPENVINO,)),
         SystemSpec("spanqa-torch", "spanqa", "PyTorch eager", "fp32", CHECKPOINT,
                    "QAEngine's torch backend on the checkpoint"),
         SystemSpec("spanqa-fp16", "spanqa", "PyTorch eager", "fp16", CHECKPOINT,

@@ -37,7 +37,7 @@ class SpanqaRunner:
         if backend in ("onnx", "openvino"):
             self.settings["workers"] = len(self.engine.worker_backends)
             threads = getattr(self.engine.backend, "intra_op_threads", 0)  # per worker
-            self.settings["intra_op_threads"] = threads or "onnxruntime default"
+            self.settings["intra_op_threads"] = threads or f"{'onnxruntime' if backend == 'onnx' else 'openvino'} default"
         manifest = self.engine.manifest
         if manifest is not None:
             self.settings["onnx_precision"] = manifest.precision

@@ -7,8 +7,9 @@ QEmbedLayerNormalization.
 
 Where the CPU has bf16 units (AMX, AVX512-BF16) the plugin computes in bf16 by default. It is a backend to ask for
 (backend="openvino", `qa-answer --backend openvino`), not backend="auto"'s choice: on this project's machine (an
-AMX CPU, quiet) it answered 0.75x as many questions per second as ONNX Runtime on the static int8 model.onnx in
-qa-bench (BENCHMARKS.md, "CPU throughput"); only under heavy load from other jobs did it come out ahead.
+AMX CPU) it answered 1.05-1.14x as many questions per second as ONNX Runtime on the static int8 model.onnx in two
+qa-bench runs (BENCHMARKS.md, "CPU throughput"), short of the 1.2x that choice needs. (An earlier 0.75x was this
+backend's own fault: its workers' threads were pinned to one core; compile_config says why.)
 
 bf16 makes a row's logits depend on how far it is padded, so this backend asks for width buckets
 (`width_multiple`, runtime/batching.py): each window is computed at a width of its own and its answer no longer
@@ -40,6 +41,11 @@ def compile_config(options: SessionOptions, precision: str | None = None) -> dic
     config: dict = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
     if options.intra_op_threads > 0:
         config["INFERENCE_NUM_THREADS"] = options.intra_op_threads
+        # A share of the cores means the engine runs other backends beside this one. Each compiled model pins its
+        # threads to cores of its own choosing, and separately compiled models choose the same ones: with pinning,
+        # the engine's two 1-thread workers both ran on core 0 (two of them answered no faster than one), so leave
+        # the placement to the OS scheduler.
+        config["ENABLE_CPU_PINNING"] = False
     if precision is not None:
         config["INFERENCE_PRECISION_HINT"] = precision
     return config
@@ -79,6 +85,7 @@ class OpenVinoBackend:
         self._model = model
         _check_names(model, self.input_names, self.output_names, self.model_path)
         self.config = compile_config(options, precision)
+        self.intra_op_threads = options.intra_op_threads  # 0: the plugin's choice (reported as OnnxBackend's is)
         self.compiled = core.compile_model(model, "CPU", self.config)
         # What the plugin computes in (bf16 on CPUs with bf16 units, else f32): part of what decides the answers.
         self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()

@@ -25,6 +25,20 @@ def test_compile_config_carries_threads_and_precision_only_when_given():
     assert compile_config(SessionOptions()) == {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
     config = compile_config(SessionOptions(intra_op_threads=3), "f32")
     assert config["INFERENCE_NUM_THREADS"] == 3 and config["INFERENCE_PRECISION_HINT"] == "f32"
+    # a share of the cores: the OS places the threads (pinned, two 1-thread workers shared one core)
+    assert config["ENABLE_CPU_PINNING"] is False
+
+
+@needs_openvino
+def test_two_one_thread_backends_are_not_pinned_to_one_core(tiny_onnx):
+    """What the compiled models report, not only what was asked for: pinning must be off in each of them."""
+    from spanqa.engine.core.model_folder import read_manifest
+    from spanqa.engine.runtime.backends.openvino_backend import OpenVinoBackend
+
+    first = OpenVinoBackend(tiny_onnx, read_manifest(tiny_onnx), SessionOptions(intra_op_threads=1))
+    for backend in (first, first.replica()):
+        assert backend.compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert backend.compiled.get_property("INFERENCE_NUM_THREADS") == 1
 
 
 def test_backend_openvino_without_the_extra_names_the_install(monkeypatch):
