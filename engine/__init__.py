@@ -20,6 +20,7 @@ _EXPORTS = {
     "WindowOptions": "spanqa.engine.core.windows",
     "DecodeOptions": "spanqa.engine.core.decoder",
     "NBestSpan": "spanqa.engine.core.answers",
+    "RankedAnswer": "spanqa.engine.core.answers",
     "QAExample": "spanqa.engine.core.data",
     "DataFormatError": "spanqa.engine.core.data",
     "load_examples": "spanqa.engine.core.data",
@@ -30,7 +31,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from spanqa.engine.runtime.backends.base import DeviceError
     from spanqa.engine.core.data import DataFormatError, QAExample, load_examples
-    from spanqa.engine.core.answers import Answer, NBestSpan
+    from spanqa.engine.core.answers import Answer, NBestSpan, RankedAnswer
     from spanqa.engine.core.decoder import DecodeOptions
     from spanqa.engine.runtime.engine import QAEngine, default_model_dir
     from spanqa.engine.core.windows import WindowOptions

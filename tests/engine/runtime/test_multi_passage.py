@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import spanqa.engine
 from spanqa.engine import DecodeOptions, EngineOptions, QAEngine, WindowOptions
 from spanqa.engine.core.data import DataFormatError
 from spanqa.engine.core.records import QAExample
@@ -99,7 +100,8 @@ def test_top_k_per_call_and_bad_passage_lists(tiny_onnx):
     engine = _engine(tiny_onnx, max_answer_length=3)
     example = make_examples(1, seed=8)[0]
     assert engine.answer(example.question, example.context).top_answers is None
-    assert len(engine.answer(example.question, example.context, top_k=3).top_answers) == 3
+    ranked = engine.answer(example.question, example.context, top_k=3).top_answers
+    assert len(ranked) == 3 and all(isinstance(answer, spanqa.engine.RankedAnswer) for answer in ranked)
     assert [len(a.top_answers) for a in engine.answer_many([example, example], top_k=2)] == [2, 2]
     with pytest.raises(DataFormatError, match=r'record 1 \(id .0.\): field "contexts" is an empty list'):
         engine.answer("Who?", contexts=[])
