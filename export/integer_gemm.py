@@ -58,7 +58,7 @@ def fold_integer_gemms_in(model: onnx.ModelProto) -> int:
         if chain is not None:
             rewrites.append(chain)
     for gemm, cast, rescale, scale_product, bias_add, bias_name in rewrites:
-        a_scale, w_scale = scale_product.input
+        a_scale, w_scale = _activation_scale_first(scale_product.input, initializers)
         inputs = [gemm.input[0], gemm.input[1], a_scale, w_scale, gemm.input[2], gemm.input[3]]
         if bias_name is not None:
             inputs.append(bias_name)
@@ -71,7 +71,7 @@ def fold_integer_gemms_in(model: onnx.ModelProto) -> int:
         for node in (gemm, cast, rescale, bias_add):
             if node is not None:
                 graph.node.remove(node)
-    _drop_unused_scale_products(graph)
+    _drop_unused(graph, [chain[3] for chain in rewrites])
     return len(rewrites)
 
 
@@ -88,6 +88,8 @@ def _match_chain(gemm, only_consumer, producers, initializers):
         return None
     if not all(name in initializers for name in scale_product.input):
         return None
+    if min(_size(initializers[name]) for name in scale_product.input) != 1:  # no per-tensor activation scale
+        return None
     bias_add, bias_name = None, None
     follower = only_consumer(rescale.output[0])
     if follower is not None and follower.op_type == "Add":
@@ -100,11 +102,27 @@ def _match_chain(gemm, only_consumer, producers, initializers):
     return gemm, cast, rescale, scale_product, bias_add, bias_name
 
 
-def _drop_unused_scale_products(graph) -> None:
-    """The Mul(a_scale, w_scale) nodes whose only reader was a rewritten chain."""
+def _activation_scale_first(names, initializers) -> tuple[str, str]:
+    """(activation scale, weight scale) of a scale product: the activation's is one number (per tensor), the
+    weight's one per output column where it is per channel; two single numbers multiply the same either way."""
+    first, second = names
+    if initializers[first].dims and _size(initializers[first]) > 1:
+        return second, first
+    return first, second
+
+
+def _size(tensor) -> int:
+    size = 1
+    for dim in tensor.dims:
+        size *= dim
+    return size
+
+
+def _drop_unused(graph, scale_products) -> None:
+    """The scale-product Muls whose only reader was a rewritten chain."""
     used = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
-    for node in list(graph.node):
-        if node.op_type == "Mul" and not any(output in used for output in node.output):
+    for node in scale_products:
+        if node in graph.node and not any(output in used for output in node.output):
             graph.node.remove(node)
 
 

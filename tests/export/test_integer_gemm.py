@@ -23,7 +23,9 @@ from spanqa.export.run import export_model
 ROWS, INNER, COLUMNS = 5, 16, 8
 
 
-def chain_model(bias: bool = True, static: bool = True, extra_cast_reader: bool = False) -> onnx.ModelProto:
+def chain_model(
+    bias: bool = True, static: bool = True, extra_cast_reader: bool = False, weight_scale_first: bool = False
+) -> onnx.ModelProto:
     """x -> QuantizeLinear (or DynamicQuantizeLinear) -> MatMulInteger -> Cast -> Mul(scale product) [-> Add(bias)]."""
     rng = np.random.default_rng(0)
     weights = rng.integers(-127, 128, (INNER, COLUMNS), dtype=np.int8)
@@ -38,7 +40,7 @@ def chain_model(bias: bool = True, static: bool = True, extra_cast_reader: bool 
     else:
         nodes.append(helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "x_scale", "x_zero"]))
     nodes += [
-        helper.make_node("Mul", ["x_scale", "w_scale"], ["scales"]),
+        helper.make_node("Mul", ["w_scale", "x_scale"] if weight_scale_first else ["x_scale", "w_scale"], ["scales"]),
         helper.make_node("MatMulInteger", ["q", "w", "x_zero", "w_zero"], ["product"]),
         helper.make_node("Cast", ["product"], ["product_float"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["product_float", "scales"], ["scaled"]),
@@ -71,9 +73,9 @@ def folded_copy(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     return copy, count
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_a_static_chain_becomes_one_node_with_the_same_values(bias):
-    model = chain_model(bias=bias)
+@pytest.mark.parametrize("bias, weight_scale_first", [(True, False), (False, False), (True, True)])
+def test_a_static_chain_becomes_one_node_with_the_same_values(bias, weight_scale_first):
+    model = chain_model(bias=bias, weight_scale_first=weight_scale_first)
     folded, count = folded_copy(model)
     op_types = [node.op_type for node in folded.graph.node]
     assert count == 1 and op_types.count("MatMulIntegerToFloat") == 1
@@ -81,6 +83,7 @@ def test_a_static_chain_becomes_one_node_with_the_same_values(bias):
     assert "Mul" not in op_types and "Add" not in op_types  # the scale product went with its only reader
     (fused,) = [node for node in folded.graph.node if node.op_type == "MatMulIntegerToFloat"]
     assert len(fused.input) == (7 if bias else 6)
+    assert list(fused.input[2:4]) == ["x_scale", "w_scale"]  # the operator's order, whatever the Mul's was
     x = np.random.default_rng(1).standard_normal((ROWS, INNER)).astype(np.float32) * 2
     np.testing.assert_allclose(run(folded, x)[0], run(model, x)[0], rtol=1e-6, atol=1e-6)
 
