@@ -4,9 +4,8 @@ openvino backend, `qa-answer --backend openvino`).
 Why a second graph: OpenVINO has no conversion for ONNX Runtime's fused int8 nodes (QAttention,
 QEmbedLayerNormalization), so the int8 model.onnx cannot run on it. The graph it gets is the plain (unfused) fp32
 export with its weights stored in fp16 (OpenVINO's own weight compression: half the file, widened back when the
-model is compiled, then computed in bf16 where the CPU has bf16 units, else f32). On this project's AMX machine it
-answered 1.05-1.14x as many questions per second as ONNX Runtime on the static int8 model.onnx in qa-bench
-(BENCHMARKS.md, "CPU throughput"), short of the 1.2x a default needs, so the engine runs it only when asked.
+model is compiled, then computed in bf16 where the CPU has bf16 units, else f32). The engine runs it only when
+asked: engine/runtime/backends/openvino_backend.py says why it is not the default.
 
 Not NNCF's int8: its post-training quantization of the same graph was no faster either, and on OpenVINO 2026.4 in
 bf16 it computed wrong logits for a window padded to 32 positions (a short passage's answer went from "1878" to

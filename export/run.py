@@ -1,5 +1,5 @@
-"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration -> integer GEMMs] | fp16) -> parity gate [-> OpenVINO graph
-(--openvino), gated too] -> published folder.
+"""`export_model`: checkpoint -> ONNX -> (fusion) -> (int8 [-> calibration -> integer GEMMs] | fp16) -> parity gate
+[-> OpenVINO graph (--openvino), gated too] -> published folder.
 
 Nothing is written at the output path until the folder is complete: the model is built in a hidden staging folder
 beside the output (same filesystem, so the final rename is atomic), the manifest is written last, and only then is

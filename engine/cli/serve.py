@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--backend", choices=BACKENDS, default="auto", help="(default: %(default)s)")
     engine.add_argument(
         "--max-batch-tokens", "--batch-tokens", dest="batch_tokens", type=positive_int, metavar="N",
-        help=f"most padded tokens per model batch (default: {SERVE_BATCH_TOKENS}; qa-answer's is "
-        f"{EngineOptions.max_batch_tokens}: a service's batches mix records of unlike length, so smaller ones pad less)",
+        help=f"most padded tokens per model batch (default: {SERVE_BATCH_TOKENS}, measured for a service's batches, "
+        "which mix records of unlike length: engine/serve/options.py)",
     )  # fmt: skip
     engine.add_argument("--workers", type=positive_int, metavar="N",
                         help="ONNX Runtime sessions, each running one batch at a time (default: one per core)")

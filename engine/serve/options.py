@@ -1,8 +1,9 @@
 """Options of qa-serve: where it listens, how long a request may wait in the batcher, and its limits.
 
 The batch budget itself (`max_batch_tokens`, `max_batch_windows`) is the engine's (`EngineOptions`): the service
-packs its batches under the engine's budget. qa-serve's default budget is smaller than qa-answer's (`SERVE_BATCH_TOKENS`);
-answers do not depend on it (fp32, static int8), only speed does.
+packs its batches under the engine's budget. qa-serve sets its own default (`SERVE_BATCH_TOKENS`, measured on a
+service's batches; it equals qa-answer's since the engine's default became 512). Answers do not depend on it (fp32,
+static int8), only speed does.
 """
 
 from __future__ import annotations

@@ -40,9 +40,8 @@ def load_model(model_dir: str | os.PathLike, options: EngineOptions) -> LoadedMo
 
 def resolve_backend(model_dir: str | os.PathLike, options: EngineOptions) -> str:
     """The backend `options.backend` means for this folder: itself unless "auto"; auto is ONNX Runtime for a
-    qa-export folder and torch for a checkpoint. OpenVINO is never auto's choice: in qa-bench on this project's AMX
-    CPU it answered 1.05-1.14x as many questions per second as ONNX Runtime on the static int8 model.onnx (two runs;
-    BENCHMARKS.md, "CPU throughput"), short of the 1.2x its choice would need."""
+    qa-export folder and torch for a checkpoint. OpenVINO is never auto's choice (openvino_backend's docstring gives
+    the measurement: short of the 1.2x over ONNX Runtime that choice needs)."""
     if options.backend != "auto":
         return options.backend
     folder = Path(model_dir)
