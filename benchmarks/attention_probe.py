@@ -5,9 +5,13 @@
 Why: after the int8 GEMMs were folded (export/integer_gemm.py), QAttention is the largest share of the int8 model's
 time (op_profile). This splits it: the int8 QKV projection alone (MatMulIntegerToFloat), the attention core alone
 on fp32 Q, K, V (MultiHeadAttention), QAttention with and without its mask, and the core's Q x K^T product as a
-batched MatMul in fp32 and fp16, which tells whether the CPU provider has a faster float path for it. Weights and
-activations are random (only the shapes matter for speed); one intra-op thread, as each of the engine's workers.
-Each variant runs `--calls` times per round, variants interleaved within a round; medians over rounds.
+batched MatMul in fp32 and fp16, which tells whether the CPU provider has a faster float path for it. Where torch
+is installed, the same core also runs as torch's scaled_dot_product_attention in fp32 and bf16: a yardstick, not a
+spanqa path, for what a well-kept attention kernel using the CPU's bf16 units reaches at these shapes, i.e. what a
+custom ONNX Runtime attention operator could hope to save. Weights and activations are random (only the shapes
+matter for speed); one intra-op thread, as each of the engine's workers (torch's too: this sets torch's process-wide
+thread count to 1). Each variant runs `--calls` times per round, variants interleaved within a round; medians over
+rounds.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import statistics
 import sys
 import time
+from importlib.util import find_spec
 
 import numpy as np
 
@@ -75,7 +80,7 @@ def build_variants(batch: int, width: int, seed: int = 0) -> dict[str, tuple]:
         domain="com.microsoft",
     )
     core = helper.make_node("MultiHeadAttention", ["q", "k", "v"], ["y"], domain="com.microsoft", num_heads=HEADS)
-    return {
+    variants = {
         "QAttention (int8 QKV + fp32 core), mask": qattention(True),
         "QAttention, no mask": qattention(False),
         "QKV projection alone (MatMulIntegerToFloat)": (
@@ -85,6 +90,31 @@ def build_variants(batch: int, width: int, seed: int = 0) -> dict[str, tuple]:
         "Q x K^T as batched MatMul, fp32": product(TensorProto.FLOAT, np.float32),
         "Q x K^T as batched MatMul, fp16": product(TensorProto.FLOAT16, np.float16),
     }  # fmt: skip
+    if find_spec("torch") is not None:
+        for dtype in ("fp32", "bf16"):
+            variants[f"core as torch scaled_dot_product_attention, {dtype} (yardstick)"] = (
+                TorchAttention(dtype), {"q": q, "k": k, "v": v}, core_flop)
+    return variants
+
+
+class TorchAttention:
+    """torch's scaled_dot_product_attention on [batch, width, hidden] Q, K, V split into HEADS heads, behind the
+    `run(None, feeds)` call of an InferenceSession, so that it is timed as the other variants are."""
+
+    def __init__(self, dtype: str):
+        import torch
+
+        torch.set_num_threads(1)
+        self._torch, self._dtype = torch, {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+
+    def run(self, _outputs, feeds: dict) -> list[np.ndarray]:
+        torch = self._torch
+        batch, width, _ = feeds["q"].shape
+        q, k, v = (torch.from_numpy(feeds[name]).to(self._dtype).view(batch, width, HEADS, -1).transpose(1, 2)
+                   for name in "qkv")  # fmt: skip
+        with torch.inference_mode():
+            heads = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return [heads.transpose(1, 2).reshape(batch, width, HIDDEN).float().numpy()]
 
 
 def probe(batch: int, width: int, rounds: int, calls: int) -> list[dict]:

@@ -18,15 +18,18 @@ import sys
 from spanqa.benchmarks.measure import add_data_arguments, load_questions, machine_note, make_engine, markdown_table, report, timed
 
 
-def prepared_groups(engine, examples: list) -> list:
-    """The engine's own groups and batches for these questions, as answer_many cuts them."""
+def prepared_groups(engine, examples: list, width_multiple: int | None = None) -> list:
+    """The engine's own groups and batches for these questions, as answer_many cuts them: in its backend's width
+    buckets unless `width_multiple` names another backend's (a script that runs other backends on this engine's
+    tokenizer and batching must cut their batches as qa-answer would for them)."""
     from spanqa.engine.runtime.backends.loading import pad_token_id
     from spanqa.engine.runtime.batching import prepare_group
 
     size, options = engine.options.lookahead, engine.options
+    multiple = engine.backend.width_multiple if width_multiple is None else width_multiple
     return [
         prepare_group(engine.tokenizer, examples[start : start + size], engine.window_options,
-                      pad_token_id(engine.tokenizer), options.max_batch_tokens, options.max_batch_windows)
+                      pad_token_id(engine.tokenizer), options.max_batch_tokens, options.max_batch_windows, multiple)
         for start in range(0, len(examples), size)
     ]  # fmt: skip
 

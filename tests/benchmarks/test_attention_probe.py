@@ -32,6 +32,17 @@ def test_the_variants_compute_what_they_claim():
     assert session.run(None, feeds)[0].shape == (2, 8, 3 * attention_probe.HIDDEN)
 
 
+def test_the_torch_yardstick_computes_the_same_attention_core():
+    """torch's scaled_dot_product_attention gives MultiHeadAttention's output (bf16 to bf16's precision)."""
+    pytest.importorskip("torch")
+    variants = attention_probe.build_variants(2, 8)
+    session, feeds, _ = variants["core alone on fp32 Q, K, V (MultiHeadAttention)"]
+    expected = session.run(None, feeds)[0]
+    for dtype, tolerance in (("fp32", 1e-5), ("bf16", 5e-2)):
+        torch_session, torch_feeds, _ = variants[f"core as torch scaled_dot_product_attention, {dtype} (yardstick)"]
+        assert abs(torch_session.run(None, torch_feeds)[0] - expected).max() < tolerance
+
+
 @pytest.mark.parametrize("text", ["", "2x", "axb", "0x4", "2x3x4"])
 def test_bad_shapes_are_refused(text):
     with pytest.raises(argparse.ArgumentTypeError):

@@ -78,12 +78,29 @@ def test_no_winner_when_none_passes():
 
 # A mark, not importorskip in the body: the tiny export fixture would be built (torch, seconds) before the skip.
 @pytest.mark.skipif(find_spec("openvino") is None, reason="openvino is not installed (pip install openvino)")
-def test_one_small_run_scores_both_runtimes_on_the_same_batches(tiny_onnx, squad_dir):
+def test_one_small_run_scores_each_runtime_on_the_batches_qa_answer_gives_it(tiny_onnx, squad_dir, monkeypatch):
     from spanqa.engine.core.data import load_examples
 
     examples = load_examples(squad_dir / "dev-v1.1.json.gz")[:6]
     systems = [System("ort", "ort", str(tiny_onnx)), System("ov", "ov-f32", str(tiny_onnx))]
+    widths: dict[str, set[int]] = {}
+    windows: set[int] = set()
+    original = openvino_compare.prepared_groups
+
+    def recording(engine, examples, width_multiple=None):
+        groups = original(engine, examples, width_multiple)
+        label = "ov" if width_multiple and width_multiple > 1 else "ort"
+        windows.add(engine.window_options.max_length)
+        widths[label] = {batch.input_ids.shape[1] for group in groups for _, batch in group.batches}
+        return groups
+
+    monkeypatch.setattr(openvino_compare, "prepared_groups", recording)
     rows = openvino_compare.measure(systems, examples, repeats=2, threads=1, calibration=None, workers=2)
+    # OpenVINO gets its width buckets (multiples of 32, or the window length), ONNX Runtime each batch's longest row.
+    (window,) = windows
+    assert widths["ov"] and all(width % 32 == 0 or width == window for width in widths["ov"])
+    assert any(width % 32 for width in widths["ort"])
+    assert rows["ov"]["padding_fraction"] > rows["ort"]["padding_fraction"] >= 0.0
     assert rows["ov"]["runtime"] == "openvino" and rows["ov"]["config"]["INFERENCE_PRECISION_HINT"] == "f32"
     assert len(rows["ov"]["wall_seconds"]) == 2 and rows["ort"]["speedup_per_round"] == [1.0, 1.0]
     # The same fp32 graph on two runtimes: the same answers (a random tiny model's logits differ only in rounding).

@@ -6,9 +6,9 @@ when it is fp32 (fused or not). It cannot read the fused int8 model.onnx: it has
 QEmbedLayerNormalization.
 
 Where the CPU has bf16 units (AMX, AVX512-BF16) the plugin computes in bf16 by default. It is a backend to ask for
-(backend="openvino", `qa-answer --backend openvino`), not backend="auto"'s choice: on this project's machine (an
-AMX CPU) it answered 1.05-1.14x as many questions per second as ONNX Runtime on the static int8 model.onnx in two
-qa-bench runs (BENCHMARKS.md, "CPU throughput"), short of the 1.2x that choice needs. (An earlier 0.75x was this
+(backend="openvino", `qa-answer --backend openvino`), not backend="auto"'s choice: on this project's machines (two
+AMX hosts) it answered 0.90-1.14x as many questions per second as ONNX Runtime on the static int8 model.onnx in
+four qa-bench runs (BENCHMARKS.md, "CPU throughput"), short of the 1.2x that choice needs. (An earlier 0.75x was this
 backend's own fault: its workers' threads were pinned to one core; compile_config says why.)
 
 bf16 makes a row's logits depend on how far it is padded, so this backend asks for width buckets
