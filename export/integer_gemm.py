@@ -17,6 +17,7 @@ product of two initializers) is left as it was.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def _match_chain(gemm, only_consumer, producers, initializers):
         return None
     if not all(name in initializers for name in scale_product.input):
         return None
-    if min(_size(initializers[name]) for name in scale_product.input) != 1:  # no per-tensor activation scale
+    if min(math.prod(initializers[name].dims) for name in scale_product.input) != 1:  # no per-tensor activation scale
         return None
     bias_add, bias_name = None, None
     follower = only_consumer(rescale.output[0])
@@ -106,16 +107,9 @@ def _activation_scale_first(names, initializers) -> tuple[str, str]:
     """(activation scale, weight scale) of a scale product: the activation's is one number (per tensor), the
     weight's one per output column where it is per channel; two single numbers multiply the same either way."""
     first, second = names
-    if initializers[first].dims and _size(initializers[first]) > 1:
+    if math.prod(initializers[first].dims) > 1:
         return second, first
     return first, second
-
-
-def _size(tensor) -> int:
-    size = 1
-    for dim in tensor.dims:
-        size *= dim
-    return size
 
 
 def _drop_unused(graph, scale_products) -> None:

@@ -147,7 +147,9 @@ def _build_graph(checkpoint: Checkpoint, options: ExportOptions, work: Path, cal
             graph = work / "int8-static-folded.onnx"
             folded = fold_integer_gemms(static, graph)
             logger.info("folded dequantization into %d MatMulIntegerToFloat GEMMs", folded)
-            counts = count_fused_ops(_load(graph))
+            after = count_fused_ops(_load(graph))
+            check_fusions_kept(counts, after, "int8 calibration and GEMM folding")
+            counts = after
     elif options.precision == "fp16":
         halved = work / "fp16.onnx"
         convert_fp16(graph, halved)
