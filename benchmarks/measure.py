@@ -135,3 +135,10 @@ def report(result: dict[str, Any], table: str, json_path: str | None) -> None:
     print(f"\nmachine: {json.dumps(result['machine'])}")
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def write_markdown(path: str | None, text: str, module: str, argv: list[str] | None) -> None:
+    """The table with the command that made it (`python -m MODULE ARGS`), for a results/*.md beside the JSON."""
+    if path:
+        command = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+        Path(path).write_text(f"{text}\n\n```\n{command}\n```\n", encoding="utf-8")

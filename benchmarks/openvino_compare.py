@@ -27,13 +27,12 @@ import argparse
 import statistics
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from spanqa.benchmarks.engine_overhead import prepared_groups
 from spanqa.benchmarks.measure import (
-    add_data_arguments, load_questions, machine_note, markdown_table, report, squad_folder, timed,
+    add_data_arguments, load_questions, machine_note, markdown_table, report, squad_folder, timed, write_markdown,
 )  # fmt: skip
 
 TRAIN_FILE = "train-v1.1.reconstructed.json.gz"
@@ -263,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     rule = f"rule: >= {arguments.min_speedup}x at F1 within {arguments.f1_tolerance}; winner: {verdict['winner']}"
     text = f"{table(rows)}\n\n{rule}"
     report(result, text, arguments.json)
-    if arguments.markdown:
-        command = "python -m spanqa.benchmarks.openvino_compare " + " ".join(argv if argv is not None else sys.argv[1:])
-        Path(arguments.markdown).write_text(f"{text}\n\n```\n{command}\n```\n", encoding="utf-8")
+    write_markdown(arguments.markdown, text, "spanqa.benchmarks.openvino_compare", argv)
     return 0
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from spanqa.benchmarks import engine_overhead, id_set_memory, int8_batching, token_budget_sweep
-from spanqa.benchmarks.measure import Budget, make_engine
+from spanqa.benchmarks.measure import Budget, make_engine, write_markdown
 from spanqa.engine.core.data import load_examples
 
 QUESTIONS = 8
@@ -26,6 +26,13 @@ def test_budgets_parse_to_engine_settings():
     assert Budget.parse("4096") == Budget("4096 tokens", 4096, 64)
     with pytest.raises(ValueError):
         Budget.parse("lots")
+
+
+def test_a_markdown_result_carries_the_command_that_made_it(tmp_path):
+    path = tmp_path / "result.md"
+    write_markdown(str(path), "| a |\n|---|", "spanqa.benchmarks.x", ["--limit", "3", "--json", "r.json"])
+    assert path.read_text() == "| a |\n|---|\n\n```\npython -m spanqa.benchmarks.x --limit 3 --json r.json\n```\n"
+    write_markdown(None, "ignored", "spanqa.benchmarks.x", [])  # no --markdown: nothing written, no error
 
 
 def test_engine_overhead_times_the_same_batches_both_ways(dev_examples):
