@@ -105,7 +105,9 @@ def compiled(module):
     import torch
     import torch._inductor.config as inductor_config
 
-    inductor_config.freezing = True  # weights become constants: prepacked for oneDNN, folded into the kernels
+    # Freezing: weights become constants, prepacked for oneDNN and folded into the kernels. It is set process-wide,
+    # since `torch.compile(options={"freezing": True})` leaves PT2E's int8 weight prepacking unlowered (tried).
+    inductor_config.freezing = True
     return torch.compile(module, dynamic=True)
 
 
