@@ -57,18 +57,25 @@ class TorchRunner:
     def run(self, batch) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        inputs = {name: torch.from_numpy(np.ascontiguousarray(getattr(batch, name))) for name in self.input_names}
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16_autocast):
-            outputs = self.module(**inputs)
+            outputs = self.module(**tensors(batch, self.input_names))
         start, end = outputs[:2] if isinstance(outputs, tuple) else (outputs.start_logits, outputs.end_logits)
         return start.float().numpy(), end.float().numpy()
 
 
-def load_checkpoint(folder: str, bf16: bool):
+def tensors(batch, names: tuple[str, ...]) -> dict:
     import torch
-    from transformers import AutoModelForQuestionAnswering
 
-    model = AutoModelForQuestionAnswering.from_pretrained(folder, local_files_only=True).float().eval()
+    return {name: torch.from_numpy(np.ascontiguousarray(getattr(batch, name))) for name in names}
+
+
+def load_checkpoint(folder: str, bf16: bool):
+    """The checkpoint as the engine's torch backend loads it (fp32, eval), optionally cast to bf16."""
+    import torch
+
+    from spanqa.engine.runtime.backends.torch_backend import TorchBackend
+
+    model = TorchBackend(folder, device="cpu", dtype="fp32").model
     model.config.return_dict = False  # a tuple out of the exported graph
     return model.to(torch.bfloat16) if bf16 else model
 
@@ -78,7 +85,7 @@ def exported(model, runner_names: tuple[str, ...], example_batch):
     shape (a width-specialized graph per shape would recompile on most batches)."""
     import torch
 
-    feeds = {name: torch.from_numpy(np.ascontiguousarray(getattr(example_batch, name))) for name in runner_names}
+    feeds = tensors(example_batch, runner_names)
     longest = model.config.max_position_embeddings
     batch, width = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("width", min=2, max=longest)
     shapes = {name: {0: batch, 1: width} for name in runner_names}
